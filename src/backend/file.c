@@ -472,7 +472,7 @@ static const struct orion_bdev_ops file_ops = {
         .close = file_close,
 };
 
-ORION_BUILTIN_TYPE(orion_file_type, .name = "file",
+ORION_BUILTIN_TYPE(orion_type_file, .name = "file",
                    .description = "Regular file or block device through io_uring (sparse create, O_DIRECT, "
                                   "hole punching, SEEK_HOLE block status)",
                    .params = file_params, .instance_size = sizeof(struct file_node), .ops = &file_ops,

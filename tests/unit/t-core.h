@@ -10,6 +10,7 @@
 
 #include <json-c/json.h>
 
+#include "common/cleanup.h"
 #include "core/core.h"
 
 /* t_params("k1", "v1", "k2", "v2", NULL): a flat JSON object of strings. */
