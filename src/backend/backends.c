@@ -4,9 +4,15 @@
 
 extern const struct orion_plugin orion_type_memory;
 extern const struct orion_plugin orion_type_null;
+#if HAVE_LIBURING
+extern const struct orion_plugin orion_type_file;
+#endif
 
 const struct orion_plugin *const builtin_types[] = {
         &orion_type_memory,
         &orion_type_null,
+#if HAVE_LIBURING
+        &orion_type_file,
+#endif
         NULL,
 };
