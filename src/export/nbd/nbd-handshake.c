@@ -3,6 +3,7 @@
  * (EXPORT_NAME, ABORT, LIST, STARTTLS, INFO, GO, STRUCTURED_REPLY, LIST/SET_META_CONTEXT). */
 #include <endian.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -258,7 +259,7 @@ static int opt_info_go(struct nbd_conn *c, uint32_t option, const uint8_t *data,
         if (!cur_string(&cu, &name) || !cur_u16(&cu, &nreq) || cu.left != (size_t) nreq * 2)
                 return opt_error(c, option, NBD_REP_ERR_INVALID, "malformed NBD_OPT_INFO/GO payload");
         for (uint16_t i = 0; i < nreq; i++) {
-                uint16_t info;
+                uint16_t info = 0;
                 (void) cur_u16(&cu, &info);
                 /* NBD_INFO_EXPORT is always sent, BLOCK_SIZE too; unknown requests are ignored. */
                 if (info == NBD_INFO_NAME)
