@@ -2,8 +2,10 @@
 /* The static table of protocol servers built into oriond. */
 #include "core/core.h"
 #include "export/nbd/nbd-server.h"
+#include "export/iscsi/iscsi-target.h"
 
 const struct export_driver *const export_drivers[] = {
         &nbd_export_driver,
+        &iscsi_export_driver,
         NULL,
 };
