@@ -582,6 +582,23 @@ static bool match_lun(struct iscsi_task *t, const void *arg) {
         return t->lun_field == *(const uint64_t *) arg;
 }
 
+static bool match_lu(struct iscsi_task *t, const void *arg) {
+        return t->lu == arg;
+}
+
+/* TARGET WARM/COLD RESET: a LUN reset of every LU of the session's target. */
+static void target_reset(struct iscsi_conn *c) {
+        for (unsigned l = 0; l < TARGET_MAX_LUNS; l++) {
+                struct iscsi_lu *lu = target_lu_get(c->sess->target, l);
+                if (!lu)
+                        continue;
+                abort_tasks(c, match_lu, lu);
+                sessions_abort_lu(lu, c);
+                pr_lun_reset(lu);
+                lu_unref(lu);
+        }
+}
+
 void conn_abort_lu(struct iscsi_conn *c, struct iscsi_lu *lu, bool wait) {
         LOCK_GUARD(&c->lock);
         for (struct iscsi_task *t = c->tasks; t; t = t->next)
@@ -634,6 +651,10 @@ static int handle_tmf(struct iscsi_conn *c, struct iscsi_pdu *p) {
                         break;
                 case 3: /* CLEAR ACA: we never establish ACA */
                         break;
+                case 6: /* TARGET WARM RESET */
+                case 7: /* TARGET COLD RESET: also ends every session of the target */
+                        target_reset(c);
+                        break;
                 case 8:
                         resp = 4;
                         break;
@@ -647,7 +668,12 @@ static int handle_tmf(struct iscsi_conn *c, struct iscsi_pdu *p) {
         bhs[1] = 0x80;
         bhs[2] = resp;
         put_be32(bhs + 16, pdu_itt(b));
-        return conn_send(c, bhs, NULL, 0);
+        int r = conn_send(c, bhs, NULL, 0);
+        if (fn == 7 && resp == 0) {
+                sessions_drop_target(c->sess->target);
+                return 1;
+        }
+        return r;
 }
 
 /* ---- Main loop ---------------------------------------------------------------------------- */

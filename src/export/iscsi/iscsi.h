@@ -315,6 +315,8 @@ struct iscsi_session *session_unref(struct iscsi_session *s);
 void sessions_shutdown(void);
 /* Abort and wait for every task on lu across sessions (LUN reset, LU removal). */
 void sessions_abort_lu(struct iscsi_lu *lu, struct iscsi_conn *except_wait);
+/* Close every session logged in to t (TARGET COLD RESET). */
+void sessions_drop_target(const struct iscsi_target *t);
 /* Count of live connections (status). */
 unsigned sessions_count(void);
 

@@ -7,7 +7,7 @@
 
 #include "iscsi.h"
 
-#define MAX_XFER_BYTES (8u << 20)
+#define MAX_XFER_BYTES (32u << 20) /* = the largest write a connection buffers */
 
 uint32_t sbc_max_xfer_blocks(const struct iscsi_lu *lu) {
         return MAX_XFER_BYTES / lu->block_size;
@@ -274,6 +274,8 @@ int sbc_write_same(struct scsi_cmd *c) {
         c->xfer_len = ndob ? 0 : bs;
         if ((f >> 5) != 0 || (f & 0x10) || (f & 0x06))
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
+        if (unmap && !lu->thin) /* LBPWS = 0: the UNMAP bit is refused, as VPD B2h says */
+                return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
         if (range_bad(lu, lba, n))
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
         if (n == 0 || n > 0x400000)
@@ -283,7 +285,7 @@ int sbc_write_same(struct scsi_cmd *c) {
         if (!ndob && c->out_len < bs)
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
         if (ndob || all_zero(c->out, bs)) {
-                if (unmap && lu->thin)
+                if (unmap)
                         r = unmap_blocks(c, lba, n);
                 else {
                         pthread_rwlock_rdlock(&lu->caw_lock);
@@ -376,10 +378,11 @@ int sbc_compare_and_write(struct scsi_cmd *c) {
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
         if (range_bad(lu, lba, n))
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
-        if (n == 0)
-                return 0;
+        /* The Data-Out must match the CDB exactly (also for 0 blocks: no data at all). */
         if (c->out_len != 2 * n * bs)
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
+        if (n == 0)
+                return 0;
         if (lu->readonly)
                 return scsi_check(c, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
         /* Atomic against every other write of this LU: they hold the lock shared. */

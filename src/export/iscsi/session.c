@@ -129,3 +129,10 @@ void conn_peer_string(struct iscsi_conn *c) {
                 snprintf(host, sizeof(host), "local");
         snprintf(c->peer_str, sizeof(c->peer_str), "%s:%u", host, port);
 }
+
+void sessions_drop_target(const struct iscsi_target *t) {
+        LOCK_GUARD(&g_sess_lock);
+        for (struct iscsi_session *s = g_sessions; s; s = s->next)
+                if (s->conn && s->target == t)
+                        (void) shutdown(s->conn->fd, SHUT_RDWR);
+}

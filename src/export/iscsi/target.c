@@ -325,6 +325,8 @@ static int iscsi_export_added(struct orion_export *e, struct orion_error *err) {
         r = export_place(e, iqn, sizeof(iqn), &lun, err);
         if (r < 0)
                 return r;
+        if (eopt(e, "iscsi-thin") && parse_bool(eopt(e, "iscsi-thin")) < 0 && strcmp(eopt(e, "iscsi-thin"), "auto") != 0)
+                return orion_error_set(err, EINVAL, "iscsi: export '%s': iscsi-thin must be auto, on or off", e->name);
 #if !HAVE_GCRYPT
         if (eopt(e, "iscsi-chap-secret") || dopt("iscsi-chap-secret"))
                 return orion_error_set(err, EOPNOTSUPP, "iscsi: CHAP needs libgcrypt, not in this build");
@@ -349,6 +351,14 @@ static int iscsi_export_added(struct orion_export *e, struct orion_error *err) {
         struct iscsi_lu *lu = iscsi_lu_new(e, (uint64_t) lun);
         if (!lu)
                 return orion_error_set(err, ENOMEM, "out of memory");
+        /* iscsi-thin = off: present a discard-capable node as a fully provisioned LU. */
+        if (eopt(e, "iscsi-thin") && parse_bool(eopt(e, "iscsi-thin")) == 0)
+                lu->thin = false;
+        if (eopt(e, "iscsi-thin") && parse_bool(eopt(e, "iscsi-thin")) == 1 && !lu->thin) {
+                lu_unref(lu);
+                return orion_error_set(err, EINVAL, "iscsi: export '%s': iscsi-thin = on needs a node that can discard",
+                                       e->name);
+        }
         t->luns[lun] = lu;
         t->nluns++;
         orion_info("iscsi: export '%s' is LUN %lld of %s", e->name, (long long) lun, iqn);
