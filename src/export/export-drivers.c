@@ -2,6 +2,13 @@
 /* The static table of protocol servers built into oriond. */
 #include "core/core.h"
 
+#if HAVE_FUSE
+extern const struct export_driver fuse_export_driver;
+#endif
+
 const struct export_driver *const export_drivers[] = {
+#if HAVE_FUSE
+        &fuse_export_driver,
+#endif
         NULL,
 };
