@@ -7,12 +7,18 @@ extern const struct orion_plugin orion_type_null;
 #if HAVE_LIBURING
 extern const struct orion_plugin orion_type_file;
 #endif
+#if HAVE_LIBNBD
+extern const struct orion_plugin orion_type_nbd;
+#endif
 
 const struct orion_plugin *const builtin_types[] = {
         &orion_type_memory,
         &orion_type_null,
 #if HAVE_LIBURING
         &orion_type_file,
+#endif
+#if HAVE_LIBNBD
+        &orion_type_nbd,
 #endif
         NULL,
 };
