@@ -406,7 +406,7 @@ static const char *detect_signature(struct orion_bdev *child) {
         } sigs[] = {
                 { 0, "LUKS\xba\xbe", 6, "a LUKS header" },
                 { 0x4000, "SKUL\xba\xbe", 6, "a LUKS2 secondary header" },
-                { 0x1038, "\x53\xef", 2, "an ext2/3/4 file system" },
+                { 0x438, "\x53\xef", 2, "an ext2/3/4 file system" },
                 { 0, "XFSB", 4, "an XFS file system" },
                 { 0x10040, "_BHRfS_M", 8, "a btrfs file system" },
                 { 4086, "SWAPSPACE2", 10, "a swap area" },
