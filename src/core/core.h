@@ -160,9 +160,14 @@ size_t export_list(struct orion_export **ret, size_t max);
 int parse_protocols(const char *s, uint32_t *ret);
 struct json_object *protocols_to_json(uint32_t protocols);
 void export_remove_all(void);
-/* Start / stop every driver in export_drivers[]. */
+/* Enable exports with the daemon config (kept by pointer: it must outlive the exports). A driver
+ * is started on the first export_add that names its protocol, so a daemon binds only the ports
+ * and mounts its exports need. exports_stop stops every started driver (in-flight requests
+ * finish first) and refuses further adds. */
 int exports_start(const struct daemon_config *cfg, struct orion_error *err);
 void exports_stop(void);
+/* PROTO_* bits of the drivers running now. */
+uint32_t exports_started(void);
 
 /* ---- Config (config.c) ------------------------------------------------------------------- */
 struct config_node {
