@@ -57,6 +57,10 @@ void bitmap_merge(struct raid_bitmap *bm, const uint8_t *buf, uint64_t len) {
         /* bits past nbits are not ours */
         for (uint64_t i = bm->nbits; i < n * 8; i++)
                 bit_clear(bm->image, i);
+        /* Found dirty: pinned until the resync has been through them, whatever flushes come. */
+        for (uint64_t i = 0; i < bm->nbits; i++)
+                if (bit_get(bm->image, i))
+                        bm->activity[i] = BITMAP_RESYNC;
 }
 
 static void region_range(struct raid_bitmap *bm, uint64_t off, uint64_t len, uint64_t *first, uint64_t *last) {
@@ -84,7 +88,8 @@ int bitmap_start_write(struct raid_bitmap *bm, uint64_t off, uint64_t len) {
         LOCK_GUARD(&bm->lock);
         for (uint64_t i = first; i <= last; i++) {
                 bm->inflight[i]++;
-                bm->activity[i] = bm->seq;
+                if (bm->activity[i] != BITMAP_RESYNC)
+                        bm->activity[i] = bm->seq;
                 if (!bit_get(bm->image, i)) {
                         bit_set(bm->image, i);
                         lo = MIN(lo, i);
@@ -110,7 +115,8 @@ void bitmap_end_write(struct raid_bitmap *bm, uint64_t off, uint64_t len) {
         LOCK_GUARD(&bm->lock);
         for (uint64_t i = first; i <= last; i++) {
                 bm->inflight[i]--;
-                bm->activity[i] = bm->seq;
+                if (bm->activity[i] != BITMAP_RESYNC)
+                        bm->activity[i] = bm->seq;
         }
 }
 
@@ -146,20 +152,33 @@ bool bitmap_has_pending(struct raid_bitmap *bm) {
         return bm->clears_pending;
 }
 
-uint64_t bitmap_next_set(struct raid_bitmap *bm, uint64_t from) {
+uint64_t bitmap_next_resync(struct raid_bitmap *bm, uint64_t from) {
         LOCK_GUARD(&bm->lock);
         for (uint64_t i = from; i < bm->nbits; i++)
-                if (bit_get(bm->image, i))
+                if (bm->activity[i] == BITMAP_RESYNC)
                         return i;
         return bm->nbits;
 }
 
-void bitmap_clear_region(struct raid_bitmap *bm, uint64_t region) {
+void bitmap_resync_done(struct raid_bitmap *bm, uint64_t region) {
         LOCK_GUARD(&bm->lock);
-        if (region < bm->nbits && bit_get(bm->image, region) && bm->inflight[region] == 0) {
+        if (region >= bm->nbits)
+                return;
+        /* From now on the region follows the normal rule: cleared after a flush once idle. */
+        bm->activity[region] = bm->seq;
+        if (bit_get(bm->image, region) && bm->inflight[region] == 0) {
                 bit_clear(bm->image, region);
                 bm->clears_pending = true;
         }
+}
+
+uint64_t bitmap_resync_pending(struct raid_bitmap *bm) {
+        LOCK_GUARD(&bm->lock);
+        uint64_t n = 0;
+
+        for (uint64_t i = 0; i < bm->nbits; i++)
+                n += bm->activity[i] == BITMAP_RESYNC;
+        return n;
 }
 
 uint64_t bitmap_count(struct raid_bitmap *bm) {
@@ -175,7 +194,9 @@ int bitmap_set_all(struct raid_bitmap *bm) {
         LOCK_GUARD(&bm->lock);
         if (bm->nbits == 0)
                 return 0;
-        for (uint64_t i = 0; i < bm->nbits; i++)
+        for (uint64_t i = 0; i < bm->nbits; i++) {
                 bit_set(bm->image, i);
+                bm->activity[i] = BITMAP_RESYNC;
+        }
         return persist_locked(bm, 0, bm->nbits - 1);
 }

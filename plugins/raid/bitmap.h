@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #define BITMAP_PAGE 4096u
+#define BITMAP_RESYNC UINT64_MAX /* activity of a region awaiting resync */
 
 /* Persist bytes [off, off+len) of the bitmap image (page aligned) on every member. */
 typedef int (*bitmap_write_fn)(void *opaque, const uint8_t *buf, uint64_t off, uint64_t len);
@@ -41,9 +42,11 @@ void bitmap_flush_done(struct raid_bitmap *bm, uint64_t token);
 /* Write pending clears. Caller made sure the members are flushed. */
 int bitmap_sync(struct raid_bitmap *bm);
 bool bitmap_has_pending(struct raid_bitmap *bm);
-/* Resync helpers: next set bit at or after region `from` (nbits if none); clear one region. */
-uint64_t bitmap_next_set(struct raid_bitmap *bm, uint64_t from);
-void bitmap_clear_region(struct raid_bitmap *bm, uint64_t region);
+/* Resync of the regions found dirty by bitmap_merge/bitmap_set_all: the next one at or after
+ * `from` (nbits if none), marking one done, and how many remain. */
+uint64_t bitmap_next_resync(struct raid_bitmap *bm, uint64_t from);
+void bitmap_resync_done(struct raid_bitmap *bm, uint64_t region);
+uint64_t bitmap_resync_pending(struct raid_bitmap *bm);
 uint64_t bitmap_count(struct raid_bitmap *bm);
 /* Set every bit (whole-array resync) and persist. */
 int bitmap_set_all(struct raid_bitmap *bm);

@@ -52,7 +52,11 @@ extern const struct raid_level raid0_level, raid1_level, raid5_level, raid6_leve
 struct raid_job {
         bool running;
         uint64_t pos, end;     /* progress in member bytes */
-        bool repair;
+        bool repair;           /* scrub: fix what it finds */
+        uint64_t start_ns, bytes; /* for the rate limit */
+        uint64_t mismatches;   /* scrub: sectors found inconsistent in this (or the last) run */
+        bool ran;              /* finished at least once */
+        uint64_t delay_ns;     /* OUT: throttle */
 };
 
 struct raid {
@@ -69,6 +73,10 @@ struct raid {
         struct raid_member m[RAID_MAX_MEMBERS];
         struct orion_bdev *spares[RAID_MAX_MEMBERS];
         unsigned nspares;
+        struct orion_bdev *faulty[RAID_MAX_MEMBERS]; /* failed devices a spare took over from */
+        unsigned nfaulty;
+        struct orion_bdev *dropped[2 * RAID_MAX_MEMBERS]; /* failed replacements, to release */
+        unsigned ndropped;
         pthread_mutex_t sb_lock;     /* serialises superblock writes */
         pthread_mutex_t stripe[RAID_STRIPE_LOCKS];
         struct raid_bitmap bm;
@@ -81,11 +89,12 @@ struct raid {
         pthread_cond_t cond;         /* with lock */
         bool stop, kick;
         struct raid_job rebuild, resync, scrub;
-        bool scrub_requested, scrub_stop;
+        bool scrub_stop;
+        bool rebuild_blocked;        /* rebuild hit an unrecoverable error: wait for a change */
 
         /* statistics */
         atomic_uint_fast64_t mismatches, rebuilt_bytes, resynced_bytes, read_errors, write_errors,
-                degraded_reads, full_stripe_writes, rmw_writes, rcw_writes, scrubbed_bytes;
+                degraded_reads, io_errors, full_stripe_writes, rmw_writes, rcw_writes, scrubbed_bytes;
 };
 
 /* ---- raid.c: member state (call with cfg held for reading or writing) ---- */
@@ -98,6 +107,9 @@ unsigned raid_member_targets(struct raid *r, unsigned role, uint64_t moff, struc
 void raid_member_failed(struct raid *r, struct orion_bdev *dev, int error);
 /* The array lost too much to serve. */
 bool raid_failed(struct raid *r);
+bool raid_failed_locked(struct raid *r); /* with lock held */
+/* Set the node's health from the member states. */
+void raid_update_health(struct raid *r);
 pthread_mutex_t *raid_stripe_lock(struct raid *r, uint64_t key);
 /* Lock the stripe keys [first, last] (deduplicated, ascending); unlock in reverse. */
 void raid_lock_range(struct raid *r, uint64_t first, uint64_t last);
@@ -112,8 +124,20 @@ void raid_req(struct orion_req *q, struct raid *r, struct orion_bdev *dev, enum 
 int sync_thread_start(struct raid *r);
 void sync_thread_stop(struct raid *r);
 void sync_kick(struct raid *r);
+/* Background work owed (spare to put in, rebuild, resync, scrub); lock held. */
+bool sync_pending_locked(struct raid *r);
 int sync_scrub_start(struct raid *r, bool repair);
 void sync_scrub_stop(struct raid *r);
+
+/* Flush every member, then let idle bitmap regions go. Returns -EIO if the array failed. */
+int raid_flush_members(struct raid *r);
+
+/* ---- scrub.c ---- */
+/* One slice of a running scrub; false when there is nothing to do. */
+bool scrub_step(struct raid *r);
+/* Delay owed to the rate limit for a job that processed `bytes` since start_ns. */
+uint64_t throttle_ns(const struct raid *r, uint64_t start_ns, uint64_t bytes);
+uint64_t mono_ns(void);
 
 /* ---- superblock writes (raid.c) ---- */
 int raid_sb_update(struct raid *r, bool clean);

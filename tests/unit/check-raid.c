@@ -448,19 +448,32 @@ START_TEST(test_bitmap_merge_resync) {
         struct raid_bitmap bm;
         struct wlog w = {};
         uint8_t img[BITMAP_PAGE] = {};
+        uint64_t tok;
 
         ck_assert_int_eq(bitmap_init(&bm, 10 << 20, 1 << 20, wlog_write, &w), 0);
         img[0] = 0x21;
         img[1] = 0xFF; /* bits 8..15: only 8 and 9 exist */
         bitmap_merge(&bm, img, sizeof(img));
         ck_assert_uint_eq(bitmap_count(&bm), 4);
-        ck_assert_uint_eq(bitmap_next_set(&bm, 0), 0);
-        ck_assert_uint_eq(bitmap_next_set(&bm, 1), 5);
-        ck_assert_uint_eq(bitmap_next_set(&bm, 6), 8);
-        bitmap_clear_region(&bm, 8);
-        ck_assert_uint_eq(bitmap_next_set(&bm, 6), 9);
-        bitmap_clear_region(&bm, 9);
-        ck_assert_uint_eq(bitmap_next_set(&bm, 6), bm.nbits);
+        ck_assert_uint_eq(bitmap_resync_pending(&bm), 4);
+        /* a flush must not clear regions awaiting resync */
+        tok = bitmap_flush_begin(&bm);
+        bitmap_flush_done(&bm, tok);
+        ck_assert_uint_eq(bitmap_count(&bm), 4);
+        ck_assert_uint_eq(bitmap_next_resync(&bm, 0), 0);
+        ck_assert_uint_eq(bitmap_next_resync(&bm, 1), 5);
+        ck_assert_uint_eq(bitmap_next_resync(&bm, 6), 8);
+        bitmap_resync_done(&bm, 8);
+        ck_assert_uint_eq(bitmap_next_resync(&bm, 6), 9);
+        /* a write in flight keeps the bit even when the resync is done */
+        ck_assert_int_eq(bitmap_start_write(&bm, 9 << 20, 4096), 0);
+        bitmap_resync_done(&bm, 9);
+        ck_assert_uint_eq(bitmap_next_resync(&bm, 6), bm.nbits);
+        ck_assert_uint_eq(bitmap_count(&bm), 3);
+        bitmap_end_write(&bm, 9 << 20, 4096);
+        tok = bitmap_flush_begin(&bm);
+        bitmap_flush_done(&bm, tok);
+        ck_assert_uint_eq(bitmap_count(&bm), 2);
         ck_assert_int_eq(bitmap_set_all(&bm), 0);
         ck_assert_uint_eq(bitmap_count(&bm), 10);
         bitmap_done(&bm);
