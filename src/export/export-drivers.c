@@ -3,7 +3,14 @@
 #include "core/core.h"
 #include "export/nbd/nbd-server.h"
 
+#if HAVE_FUSE
+extern const struct export_driver fuse_export_driver;
+#endif
+
 const struct export_driver *const export_drivers[] = {
         &nbd_export_driver,
+#if HAVE_FUSE
+        &fuse_export_driver,
+#endif
         NULL,
 };
