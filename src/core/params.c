@@ -155,11 +155,16 @@ struct orion_params *params_new(const struct orion_plugin *t, struct json_object
                                 _cleanup_free_ char *joined = calloc(1, tot);
                                 if (!joined)
                                         goto fail_nomem;
+                                size_t pos = 0;
                                 for (size_t k = 0; k < len; k++) {
+                                        const char *w = json_object_get_string(json_object_array_get_idx(val, k));
+                                        size_t wl = strlen(w);
                                         if (k)
-                                                strcat(joined, " ");
-                                        strcat(joined, json_object_get_string(json_object_array_get_idx(val, k)));
+                                                joined[pos++] = ' ';
+                                        memcpy(joined + pos, w, wl);
+                                        pos += wl;
                                 }
+                                joined[pos] = 0;
                                 json_object_object_add(p->kv, key, json_object_new_string(joined));
                                 continue;
                         }

@@ -1,0 +1,591 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* `nbd` leaf: a remote NBD export through libnbd's asynchronous API. One I/O thread per
+ * connection drives the socket; callers issue commands from any thread and wait for their own
+ * completion, so many requests are in flight. Lost connections are re-established (remote.c). */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <libnbd.h>
+
+#include "backend/remote.h"
+#include "common/cleanup.h"
+#include "orion/plugin.h"
+
+#define NBD_MAX_CONNS 16
+#define NBD_MAX_REQUEST (32u << 20) /* libnbd refuses more than 64M per command */
+
+struct nbd_conn {
+        struct nbd_leaf *leaf;
+        pthread_rwlock_t hlock;  /* readers issue commands on h; the I/O thread swaps h */
+        struct nbd_handle *h;    /* NULL while disconnected */
+        int efd;                 /* eventfd: wakes the I/O thread after a command was queued */
+        pthread_t thread;
+        bool started;
+};
+
+struct nbd_leaf {
+        char *uri;
+        char *what;                   /* "nbd: 'URI'" */
+        const struct orion_params *p; /* TLS options, valid while the node lives */
+        struct remote_state rs;
+        struct nbd_conn conns[NBD_MAX_CONNS];
+        unsigned nconns;
+        atomic_uint rr;               /* round robin over connections */
+        uint64_t size;
+        bool can_flush, can_fua, can_trim, can_zero, can_fast_zero, can_bs, readonly;
+        atomic_uint_fast64_t retried; /* commands re-issued after a connection loss */
+};
+
+/* One command in flight: the caller waits on it until libnbd frees the completion closure. */
+struct nbd_wait {
+        pthread_mutex_t m;
+        pthread_cond_t c;
+        bool completed;          /* completion callback ran */
+        bool freed;              /* libnbd will not touch this again */
+        int err;                 /* errno from the completion callback */
+        /* block status */
+        struct orion_extents *ext;
+        uint64_t ext_next;       /* next offset expected (extents must be contiguous) */
+        uint64_t ext_end;
+        bool ext_full;
+};
+
+/* ---- Connecting ------------------------------------------------------------------------------ */
+static struct nbd_handle *nbd_connect_one(struct nbd_leaf *l, char *errbuf, size_t errlen) {
+        const struct orion_params *p = l->p;
+        struct nbd_handle *h = nbd_create();
+        const char *s;
+
+        if (!h) {
+                snprintf(errbuf, errlen, "%s", nbd_get_error());
+                return NULL;
+        }
+        (void) nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION);
+        if ((s = orion_param_str(p, "tls-certificates")) && nbd_set_tls_certificates(h, s) < 0)
+                goto fail;
+        if ((s = orion_param_str(p, "tls-psk-file")) && nbd_set_tls_psk_file(h, s) < 0)
+                goto fail;
+        if ((s = orion_param_str(p, "tls-username")) && nbd_set_tls_username(h, s) < 0)
+                goto fail;
+        if (nbd_set_tls_verify_peer(h, orion_param_bool(p, "tls-verify-peer")) < 0)
+                goto fail;
+        if (nbd_connect_uri(h, l->uri) < 0)
+                goto fail;
+        return h;
+fail:
+        snprintf(errbuf, errlen, "%s", nbd_get_error());
+        nbd_close(h);
+        return NULL;
+}
+
+/* A reconnected server must still be the same export. */
+static bool same_export(struct nbd_leaf *l, struct nbd_handle *h, char *errbuf, size_t errlen) {
+        int64_t size = nbd_get_size(h);
+
+        if (size < 0 || (uint64_t) size != l->size) {
+                snprintf(errbuf, errlen, "export size changed from %" PRIu64 " to %" PRId64, l->size, size);
+                return false;
+        }
+        if (l->can_flush && nbd_can_flush(h) != 1) {
+                snprintf(errbuf, errlen, "server no longer supports flush");
+                return false;
+        }
+        return true;
+}
+
+/* ---- I/O thread ------------------------------------------------------------------------------ */
+static void conn_set_handle(struct nbd_conn *c, struct nbd_handle *h) {
+        pthread_rwlock_wrlock(&c->hlock);
+        c->h = h;
+        pthread_rwlock_unlock(&c->hlock);
+}
+
+/* Poll the socket once; returns false when the connection is dead. */
+static bool conn_poll(struct nbd_conn *c, struct nbd_handle *h) {
+        unsigned dir = nbd_aio_get_direction(h);
+        struct pollfd fds[2] = {
+                { .fd = nbd_aio_get_fd(h), .events = 0 },
+                { .fd = c->efd, .events = POLLIN },
+        };
+        uint64_t junk;
+
+        if (fds[0].fd < 0)
+                return false;
+        if (dir & LIBNBD_AIO_DIRECTION_READ)
+                fds[0].events |= POLLIN;
+        if (dir & LIBNBD_AIO_DIRECTION_WRITE)
+                fds[0].events |= POLLOUT;
+        if (poll(fds, 2, -1) < 0)
+                return errno == EINTR;
+        if (fds[1].revents & POLLIN)
+                (void) read(c->efd, &junk, sizeof(junk)); /* only a wake-up */
+        if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+                if (nbd_aio_notify_read(h) < 0)
+                        return false;
+        } else if (fds[0].revents & POLLOUT) {
+                if (nbd_aio_notify_write(h) < 0)
+                        return false;
+        }
+        return !nbd_aio_is_dead(h) && !nbd_aio_is_closed(h);
+}
+
+static void *conn_thread(void *arg) {
+        struct nbd_conn *c = arg;
+        struct nbd_leaf *l = c->leaf;
+        unsigned attempt = 0;
+        char err[256];
+
+        for (;;) {
+                struct nbd_handle *h = c->h; /* only this thread changes c->h */
+
+                if (__atomic_load_n(&l->rs.stopping, __ATOMIC_ACQUIRE))
+                        break;
+                if (!h) {
+                        if (!remote_sleep(&l->rs, remote_backoff_ns(attempt++)))
+                                break;
+                        h = nbd_connect_one(l, err, sizeof(err));
+                        if (h && !same_export(l, h, err, sizeof(err))) {
+                                nbd_close(h);
+                                h = NULL;
+                        }
+                        if (!h) {
+                                orion_debug("%s: reconnect attempt %u: %s", l->what, attempt, err);
+                                continue;
+                        }
+                        attempt = 0;
+                        conn_set_handle(c, h);
+                        remote_conn_up(&l->rs, true);
+                        continue;
+                }
+                if (conn_poll(c, h))
+                        continue;
+                snprintf(err, sizeof(err), "%s", nbd_get_error() ? nbd_get_error() : "connection closed");
+                conn_set_handle(c, NULL);
+                nbd_close(h); /* retires every command: their waiters wake and retry */
+                remote_conn_down(&l->rs, err);
+        }
+        return NULL;
+}
+
+/* ---- Commands -------------------------------------------------------------------------------- */
+static int wait_completion_cb(void *ud, int *error) {
+        struct nbd_wait *w = ud;
+
+        w->err = *error;
+        w->completed = true;
+        return 1; /* retire */
+}
+
+static void wait_free_cb(void *ud) {
+        struct nbd_wait *w = ud;
+
+        pthread_mutex_lock(&w->m);
+        w->freed = true;
+        pthread_cond_signal(&w->c);
+        pthread_mutex_unlock(&w->m);
+}
+
+static int extent_cb(void *ud, const char *metacontext, uint64_t offset, uint32_t *entries, size_t n, int *error) {
+        struct nbd_wait *w = ud;
+
+        if (strcmp(metacontext, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0 || w->ext_full || offset != w->ext_next)
+                return 0;
+        for (size_t i = 0; i + 1 < n && w->ext_next < w->ext_end; i += 2) {
+                uint64_t len = MIN((uint64_t) entries[i], w->ext_end - w->ext_next);
+                uint32_t flags = 0;
+                int r;
+
+                if (entries[i + 1] & LIBNBD_STATE_HOLE)
+                        flags |= ORION_EXTENT_HOLE;
+                if (entries[i + 1] & LIBNBD_STATE_ZERO)
+                        flags |= ORION_EXTENT_ZERO;
+                if (len == 0)
+                        break;
+                r = orion_extents_add(w->ext, w->ext_next, len, flags);
+                if (r < 0) {
+                        w->ext_full = true;
+                        break;
+                }
+                w->ext_next += len;
+        }
+        return 0;
+}
+
+/* Errors that mean "the connection went away", not "the server refused the command". */
+static bool conn_error(int e) {
+        return e == ENOTCONN || e == ESHUTDOWN || e == ECONNRESET || e == EPIPE || e == ECONNREFUSED ||
+               e == ECONNABORTED || e == ETIMEDOUT;
+}
+
+enum nbd_cmd { CMD_READ, CMD_WRITE, CMD_FLUSH, CMD_TRIM, CMD_ZERO, CMD_BLOCK_STATUS };
+
+static int64_t start_cmd(struct nbd_handle *h, enum nbd_cmd cmd, void *buf, uint64_t len, uint64_t off,
+                         uint32_t flags, struct nbd_wait *w) {
+        nbd_completion_callback cb = { .callback = wait_completion_cb, .user_data = w, .free = wait_free_cb };
+
+        switch (cmd) {
+        case CMD_READ:
+                return nbd_aio_pread(h, buf, len, off, cb, 0);
+        case CMD_WRITE:
+                return nbd_aio_pwrite(h, buf, len, off, cb, flags);
+        case CMD_FLUSH:
+                return nbd_aio_flush(h, cb, 0);
+        case CMD_TRIM:
+                return nbd_aio_trim(h, len, off, cb, flags);
+        case CMD_ZERO:
+                return nbd_aio_zero(h, len, off, cb, flags);
+        case CMD_BLOCK_STATUS:
+                return nbd_aio_block_status(h, len, off,
+                                            (nbd_extent_callback) { .callback = extent_cb, .user_data = w }, cb, 0);
+        }
+        return -1;
+}
+
+/* Issue on one live connection and wait. Returns 0, -errno from the server, or 1 when the
+ * connection failed under the command (the caller retries it elsewhere or later). */
+static int issue_once(struct nbd_leaf *l, enum nbd_cmd cmd, void *buf, uint64_t len, uint64_t off, uint32_t flags,
+                      struct nbd_wait *w) {
+        unsigned start = atomic_fetch_add(&l->rr, 1);
+        struct nbd_conn *c = NULL;
+        int64_t cookie = -1;
+        int e = 0;
+        uint64_t one = 1;
+
+        for (unsigned i = 0; i < l->nconns && !c; i++) {
+                struct nbd_conn *k = &l->conns[(start + i) % l->nconns];
+
+                pthread_rwlock_rdlock(&k->hlock);
+                if (k->h)
+                        c = k; /* keep the read lock: the handle cannot be closed under us */
+                else
+                        pthread_rwlock_unlock(&k->hlock);
+        }
+        if (!c)
+                return 1;
+        w->completed = w->freed = false;
+        w->err = 0;
+        cookie = start_cmd(c->h, cmd, buf, len, off, flags, w);
+        if (cookie < 0) {
+                /* libnbd says EINVAL both for bad arguments and for a dead handle */
+                e = nbd_get_errno();
+                if (nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h))
+                        e = ENOTCONN;
+        }
+        pthread_rwlock_unlock(&c->hlock);
+        (void) write(c->efd, &one, sizeof(one)); /* let the I/O thread see the new direction */
+
+        pthread_mutex_lock(&w->m);
+        while (!w->freed)
+                pthread_cond_wait(&w->c, &w->m);
+        pthread_mutex_unlock(&w->m);
+        if (cookie < 0)
+                return e == 0 || conn_error(e) ? 1 : -e;
+        if (!w->completed)
+                return 1; /* retired by nbd_close without an answer */
+        if (w->err == 0)
+                return 0;
+        return conn_error(w->err) ? 1 : -w->err;
+}
+
+static int nbd_cmd_run(struct nbd_leaf *l, enum nbd_cmd cmd, void *buf, uint64_t len, uint64_t off, uint32_t flags,
+                       struct orion_extents *ext) {
+        struct nbd_wait w = { .ext = ext, .ext_next = off, .ext_end = off + len };
+        int r;
+
+        pthread_mutex_init(&w.m, NULL);
+        pthread_cond_init(&w.c, NULL);
+        for (;;) {
+                r = remote_wait_up(&l->rs);
+                if (r < 0)
+                        break;
+                if (cmd == CMD_BLOCK_STATUS) {
+                        /* a retry continues where the extents stopped */
+                        off = w.ext_next;
+                        len = w.ext_end - w.ext_next;
+                        if (len == 0 || w.ext_full) {
+                                r = 0;
+                                break;
+                        }
+                }
+                r = issue_once(l, cmd, buf, len, off, flags, &w);
+                if (r <= 0)
+                        break;
+                /* The connection died under the command: nothing was acknowledged, so it is
+                 * safe to send again once a connection is back (writes are idempotent). */
+                atomic_fetch_add(&l->retried, 1);
+                (void) remote_sleep(&l->rs, 10000000u);
+        }
+        pthread_cond_destroy(&w.c);
+        pthread_mutex_destroy(&w.m);
+        return r == -ESHUTDOWN ? -EIO : r;
+}
+
+/* ---- Operations ------------------------------------------------------------------------------ */
+static int nbd_pread_op(struct orion_bdev *b, void *buf, uint64_t len, uint64_t off, uint32_t flags) {
+        return nbd_cmd_run(orion_bdev_priv(b), CMD_READ, buf, len, off, 0, NULL);
+}
+
+static int nbd_pwrite_op(struct orion_bdev *b, const void *buf, uint64_t len, uint64_t off, uint32_t flags) {
+        struct nbd_leaf *l = orion_bdev_priv(b);
+
+        return nbd_cmd_run(l, CMD_WRITE, (void *) buf, len, off, (flags & ORION_FUA) ? LIBNBD_CMD_FLAG_FUA : 0, NULL);
+}
+
+static int nbd_flush_op(struct orion_bdev *b, uint32_t flags) {
+        struct nbd_leaf *l = orion_bdev_priv(b);
+
+        if (!l->can_flush)
+                return 0; /* the server says it has nothing to flush */
+        return nbd_cmd_run(l, CMD_FLUSH, NULL, 0, 0, 0, NULL);
+}
+
+static int nbd_discard_op(struct orion_bdev *b, uint64_t len, uint64_t off, uint32_t flags) {
+        struct nbd_leaf *l = orion_bdev_priv(b);
+
+        return nbd_cmd_run(l, CMD_TRIM, NULL, len, off, (flags & ORION_FUA) ? LIBNBD_CMD_FLAG_FUA : 0, NULL);
+}
+
+static int nbd_write_zeroes_op(struct orion_bdev *b, uint64_t len, uint64_t off, uint32_t flags) {
+        struct nbd_leaf *l = orion_bdev_priv(b);
+        uint32_t f = 0;
+
+        if (flags & ORION_FUA)
+                f |= LIBNBD_CMD_FLAG_FUA;
+        if (flags & ORION_NO_HOLE)
+                f |= LIBNBD_CMD_FLAG_NO_HOLE;
+        if (flags & ORION_FAST_ZERO) {
+                if (!l->can_fast_zero)
+                        return -ENOTSUP;
+                f |= LIBNBD_CMD_FLAG_FAST_ZERO;
+        }
+        return nbd_cmd_run(l, CMD_ZERO, NULL, len, off, f, NULL);
+}
+
+static int nbd_block_status_op(struct orion_bdev *b, uint64_t len, uint64_t off, struct orion_extents *ext) {
+        /* NBD counts are 32 bit: ask for at most 2 GiB, the caller asks again for the rest */
+        return nbd_cmd_run(orion_bdev_priv(b), CMD_BLOCK_STATUS, NULL, MIN(len, (uint64_t) 1 << 31), off, 0, ext);
+}
+
+static void nbd_stats_op(struct orion_bdev *b, struct json_object *sink) {
+        struct nbd_leaf *l = orion_bdev_priv(b);
+
+        orion_stats_put(sink, "retried_after_disconnect", atomic_load(&l->retried));
+        WITH_LOCK(&l->rs.lock) orion_stats_put(sink, "reconnects", l->rs.reconnects);
+}
+
+static void nbd_status_op(struct orion_bdev *b, struct json_object *out) {
+        struct nbd_leaf *l = orion_bdev_priv(b);
+
+        json_object_object_add(out, "uri", json_object_new_string(l->uri));
+        json_object_object_add(out, "connections", json_object_new_int((int) l->nconns));
+        WITH_LOCK(&l->rs.lock) {
+                json_object_object_add(out, "connected", json_object_new_int((int) l->rs.up));
+                json_object_object_add(out, "reconnects", json_object_new_uint64(l->rs.reconnects));
+        }
+}
+
+/* ---- Lifecycle ------------------------------------------------------------------------------- */
+static void nbd_close_op(struct orion_bdev *b) {
+        struct nbd_leaf *l = orion_bdev_priv(b);
+        uint64_t one = 1;
+
+        WITH_LOCK(&l->rs.lock) {
+                __atomic_store_n(&l->rs.stopping, true, __ATOMIC_RELEASE);
+                pthread_cond_broadcast(&l->rs.cond);
+        }
+        for (unsigned i = 0; i < NBD_MAX_CONNS; i++) {
+                struct nbd_conn *c = &l->conns[i];
+
+                if (c->started) {
+                        (void) write(c->efd, &one, sizeof(one));
+                        pthread_join(c->thread, NULL);
+                }
+                if (c->h) {
+                        (void) nbd_shutdown(c->h, 0); /* polite NBD_CMD_DISC */
+                        nbd_close(c->h);
+                }
+                if (c->efd >= 0)
+                        close(c->efd);
+                pthread_rwlock_destroy(&c->hlock);
+        }
+        l->nconns = 0;
+        remote_done(&l->rs);
+        free(l->uri);
+        free(l->what);
+}
+
+static void read_caps(struct orion_bdev *b, struct nbd_leaf *l, struct nbd_handle *h) {
+        uint32_t caps = 0;
+
+        l->readonly = nbd_is_read_only(h) == 1;
+        l->can_flush = nbd_can_flush(h) == 1;
+        l->can_fua = nbd_can_fua(h) == 1;
+        l->can_trim = nbd_can_trim(h) == 1;
+        l->can_zero = nbd_can_zero(h) == 1;
+        l->can_fast_zero = nbd_can_fast_zero(h) == 1;
+        l->can_bs = nbd_can_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
+        if (l->readonly)
+                caps |= ORION_CAP_READONLY;
+        if (l->can_flush)
+                caps |= ORION_CAP_FLUSH;
+        if (l->can_fua)
+                caps |= ORION_CAP_FUA;
+        if (l->can_trim)
+                caps |= ORION_CAP_DISCARD;
+        if (l->can_zero)
+                caps |= ORION_CAP_WRITE_ZEROES;
+        if (l->can_zero && l->can_fast_zero)
+                caps |= ORION_CAP_FAST_ZERO;
+        if (l->can_bs)
+                caps |= ORION_CAP_BLOCK_STATUS;
+        /* Several connections of ours share the server's consistency: only with its multi-conn
+         * (or a single connection) is a flush on one visible to all. */
+        if (nbd_can_multi_conn(h) == 1 || l->nconns == 1)
+                caps |= ORION_CAP_MULTI_CONN;
+        orion_bdev_set_caps(b, caps);
+}
+
+static int set_geometry(struct orion_bdev *b, struct nbd_leaf *l, struct nbd_handle *h, struct orion_error *err) {
+        int64_t size = nbd_get_size(h), min = nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM),
+                pref = nbd_get_block_size(h, LIBNBD_SIZE_PREFERRED), max = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
+        struct orion_geometry g = { 0 };
+
+        if (size < 0)
+                return orion_error_set(err, EIO, "%s: cannot get the export size: %s", l->what, nbd_get_error());
+        g.block_size = min > 512 ? 4096 : 512;
+        if (min > 4096)
+                return orion_error_set(err, EINVAL, "%s: server's minimum block size %" PRId64 " is above 4096",
+                                       l->what, min);
+        l->size = (uint64_t) size;
+        if (size % g.block_size) {
+                orion_warn("%s: export size %" PRId64 " is not a multiple of %u: the tail is not used", l->what, size,
+                           g.block_size);
+                size -= size % g.block_size;
+        }
+        if (size == 0)
+                return orion_error_set(err, EINVAL, "%s: the export is empty", l->what);
+        g.size = (uint64_t) size;
+        g.pref_size = pref > 0 && IS_POW2((uint64_t) pref) && pref >= g.block_size ? (uint32_t) MIN(pref, 1 << 20)
+                                                                                   : MAX(g.block_size, 4096u);
+        g.max_size = max > 0 ? (uint32_t) MIN((uint64_t) max, (uint64_t) NBD_MAX_REQUEST) : NBD_MAX_REQUEST;
+        g.max_size -= g.max_size % g.block_size;
+        if (g.pref_size > g.max_size)
+                g.pref_size = g.block_size;
+        return orion_bdev_set_geometry(b, &g);
+}
+
+static int start_conn(struct nbd_leaf *l, struct nbd_conn *c, struct nbd_handle *h, struct orion_error *err) {
+        c->leaf = l;
+        c->h = h;
+        if (pthread_create(&c->thread, NULL, conn_thread, c) != 0)
+                return orion_error_set(err, EAGAIN, "%s: cannot start an I/O thread", l->what);
+        c->started = true;
+        remote_conn_up(&l->rs, false);
+        return 0;
+}
+
+static int nbd_open_op(struct orion_bdev *b, const struct orion_params *p, struct orion_error *err) {
+        struct nbd_leaf *l = orion_bdev_priv(b);
+        int64_t want = orion_param_int(p, "connections"), timeout = orion_param_int(p, "retry-timeout");
+        struct nbd_handle *first;
+        char msg[256];
+        int r;
+
+        for (unsigned i = 0; i < NBD_MAX_CONNS; i++) {
+                l->conns[i].efd = -1;
+                pthread_rwlock_init(&l->conns[i].hlock, NULL);
+        }
+        l->p = p;
+        remote_init(&l->rs, b, "nbd", (uint64_t) MAX(timeout, 0) * 1000000000u);
+        l->uri = strdup(orion_param_str(p, "uri"));
+        if (!l->uri || asprintf(&l->what, "nbd: '%s'", l->uri) < 0) {
+                l->what = NULL;
+                r = orion_error_set(err, ENOMEM, "nbd: out of memory");
+                goto fail;
+        }
+        l->rs.what = l->what;
+        if (want < 1 || want > NBD_MAX_CONNS || timeout < 0) {
+                r = orion_error_set(err, EINVAL, "nbd: connections must be 1..%d and retry-timeout >= 0",
+                                    NBD_MAX_CONNS);
+                goto fail;
+        }
+        first = nbd_connect_one(l, msg, sizeof(msg));
+        if (!first) {
+                r = orion_error_set(err, EIO, "%s: cannot connect: %s", l->what, msg);
+                goto fail;
+        }
+        /* More than one connection only when the server promises multi-conn consistency. */
+        l->nconns = nbd_can_multi_conn(first) == 1 ? (unsigned) want : 1;
+        r = set_geometry(b, l, first, err);
+        if (r < 0) {
+                nbd_close(first);
+                goto fail;
+        }
+        read_caps(b, l, first);
+        for (unsigned i = 0; i < l->nconns; i++) {
+                struct nbd_handle *h = i == 0 ? first : nbd_connect_one(l, msg, sizeof(msg));
+
+                l->conns[i].efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+                if (!h || l->conns[i].efd < 0) {
+                        if (h)
+                                nbd_close(h);
+                        r = orion_error_set(err, EIO, "%s: connection %u: %s", l->what, i + 1,
+                                            h ? "no eventfd" : msg);
+                        goto fail;
+                }
+                r = start_conn(l, &l->conns[i], h, err);
+                if (r < 0) {
+                        nbd_close(h);
+                        l->conns[i].h = NULL;
+                        goto fail;
+                }
+        }
+        orion_debug("%s: %u connection(s), %" PRIu64 " bytes", l->what, l->nconns, orion_bdev_size(b));
+        return 0;
+fail:
+        nbd_close_op(b);
+        return r;
+}
+
+static const struct orion_param nbd_params[] = {
+        { .name = "uri", .type = ORION_PARAM_STRING,
+          .help = "nbd://host[:port]/export, nbds://... (TLS), nbd+unix:///export?socket=PATH" },
+        { .name = "connections", .type = ORION_PARAM_INT, .def = "4",
+          .help = "Connections to open when the server advertises multi-conn (else one)." },
+        { .name = "retry-timeout", .type = ORION_PARAM_INT, .def = "60",
+          .help = "Seconds requests wait for a lost server to come back; then they fail with EIO." },
+        { .name = "tls-certificates", .type = ORION_PARAM_PATH, .optional = true,
+          .help = "Directory with the X.509 client certificates (ca-cert.pem, client-cert.pem, client-key.pem)." },
+        { .name = "tls-psk-file", .type = ORION_PARAM_PATH, .optional = true,
+          .help = "Pre-shared keys file (username:hexkey) for TLS-PSK." },
+        { .name = "tls-username", .type = ORION_PARAM_STRING, .optional = true,
+          .help = "TLS-PSK user name (default: the login name)." },
+        { .name = "tls-verify-peer", .type = ORION_PARAM_BOOL, .def = "on",
+          .help = "Verify the server's certificate (x509)." },
+        {},
+};
+
+static const struct orion_bdev_ops nbd_ops = {
+        .pread = nbd_pread_op,
+        .pwrite = nbd_pwrite_op,
+        .flush = nbd_flush_op,
+        .discard = nbd_discard_op,
+        .write_zeroes = nbd_write_zeroes_op,
+        .block_status = nbd_block_status_op,
+        .stats = nbd_stats_op,
+        .status = nbd_status_op,
+        .close = nbd_close_op,
+};
+
+ORION_BUILTIN_TYPE(orion_type_nbd, .name = "nbd",
+                   .description = "Remote NBD export through libnbd (multi-conn, TLS, reconnects)",
+                   .params = nbd_params, .instance_size = sizeof(struct nbd_leaf), .ops = &nbd_ops,
+                   .open = nbd_open_op);

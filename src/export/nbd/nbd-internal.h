@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* NBD server internals shared by the listener, the handshake, the transmission phase and the
+ * reply writer. One struct nbd_conn per client connection. */
+#pragma once
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "core/core.h"
+#include "export/nbd/nbd-protocol.h"
+
+/* Limits. NBD_MAX_REQUEST is advertised as the maximum block size; a WRITE above it is drained
+ * (without allocating) up to NBD_MAX_DRAIN and refused with EINVAL, beyond that the connection
+ * is dropped. Options longer than NBD_MAX_OPTION are drained and refused with ERR_TOO_BIG,
+ * beyond NBD_MAX_OPTION_DRAIN the connection is dropped. */
+#define NBD_MAX_REQUEST (32u << 20)
+#define NBD_MAX_DRAIN (UINT64_C(64) << 20)
+#define NBD_MAX_OPTION (64u << 10)
+#define NBD_MAX_OPTION_DRAIN (UINT64_C(64) << 20)
+#define NBD_MAX_STRING 4096u
+#define NBD_PREF_BLOCK 4096u
+/* Requests in flight per connection, and payload bytes they may hold. */
+#define NBD_MAX_INFLIGHT 64u
+#define NBD_MAX_INFLIGHT_BYTES (UINT64_C(128) << 20)
+/* Reads at least this long ask the node for holes and send them as OFFSET_HOLE chunks. */
+#define NBD_SPARSE_READ_MIN (64u << 10)
+/* Block status replies carry at most this many descriptors. */
+#define NBD_MAX_EXTENTS 65536u
+/* The context id of base:allocation (opaque to clients). */
+#define NBD_META_BASE_ALLOCATION 1u
+
+struct nbd_server;
+
+struct nbd_conn {
+        int fd;
+        char peer[80];
+        struct nbd_server *srv;        /* NULL when run standalone (fuzzing) */
+        struct nbd_conn *next;         /* server's list (server lock) */
+
+        /* Negotiation state. */
+        bool fixed_newstyle;
+        bool no_zeroes;
+        bool structured;               /* NBD_OPT_STRUCTURED_REPLY done */
+        bool meta_base_allocation;     /* base:allocation selected ... */
+        char *meta_export;             /* ... for this export (canonical name) */
+
+        /* Transmission state (set by GO / EXPORT_NAME). */
+        struct orion_export *exp;      /* referenced */
+        struct orion_bdev *node;
+        uint64_t size;
+        uint16_t tflags;
+        bool readonly;
+
+        pthread_mutex_t write_lock;    /* one reply at a time on the socket */
+        pthread_mutex_t lock;          /* the counters below */
+        pthread_cond_t cond;
+        unsigned inflight;
+        uint64_t inflight_bytes;
+        bool dead;                     /* a reply could not be sent: stop reading */
+
+        atomic_uint_fast64_t requests, bytes_read, bytes_written, errors;
+};
+
+struct nbd_req {
+        struct nbd_conn *c;
+        uint16_t type;
+        uint16_t flags;
+        uint64_t cookie;
+        uint64_t offset;
+        uint32_t len;
+        void *buf;                     /* WRITE payload */
+};
+
+/* ---- nbd-io.c: socket helpers --------------------------------------------------------------- */
+/* Read exactly len bytes: 0, -ECONNRESET at end of stream, or -errno. */
+int nbd_recv_full(struct nbd_conn *c, void *buf, size_t len);
+/* Read and throw away len bytes without allocating len. */
+int nbd_recv_discard(struct nbd_conn *c, uint64_t len);
+/* Send every byte of the vector (MSG_NOSIGNAL). Caller holds write_lock in transmission. */
+int nbd_sendv_full(struct nbd_conn *c, struct iovec *iov, int n);
+int nbd_send_full(struct nbd_conn *c, const void *buf, size_t len);
+
+/* ---- nbd-reply.c: replies in the transmission phase ----------------------------------------- */
+/* One piece of a read reply: data (from the request's buffer) or a hole that reads as zeroes. */
+struct nbd_seg {
+        uint64_t off;                  /* absolute offset */
+        uint32_t len;
+        bool hole;
+};
+/* Map a negative errno to one of the eight NBD error values. */
+uint32_t nbd_errno(int r);
+/* Reply to a request without data: result 0 or -errno. Simple or structured as negotiated
+ * (a READ under structured replies always gets chunks). */
+int nbd_reply_status(struct nbd_conn *c, uint64_t cookie, uint16_t type, int result);
+/* Successful read: with structured replies one chunk per segment (segments cover the request
+ * in order; data segments point into buf at off - request offset), else one simple reply. */
+int nbd_reply_read(struct nbd_conn *c, const struct nbd_req *r, void *buf, const struct nbd_seg *segs,
+                   size_t nsegs);
+/* Block status reply: one BLOCK_STATUS chunk with n (length, flags) descriptors. */
+int nbd_reply_block_status(struct nbd_conn *c, uint64_t cookie, const uint32_t *desc, size_t n);
+
+/* ---- nbd-handshake.c ------------------------------------------------------------------------ */
+/* Run the fixed-newstyle negotiation. Returns 1 when transmission should start (c->exp set),
+ * 0 when the client ended it cleanly (ABORT / end of stream), -errno on a protocol violation. */
+int nbd_handshake(struct nbd_conn *c);
+/* The export that `name` refers to ("" = the default export), referenced, or NULL. */
+struct orion_export *nbd_export_lookup(const char *name);
+/* Transmission flags for an export on this connection. */
+uint16_t nbd_export_flags(const struct nbd_conn *c, const struct orion_export *e);
+
+/* ---- nbd-transmission.c --------------------------------------------------------------------- */
+/* Serve requests until DISC, end of stream or a fatal error; waits for in-flight requests. */
+int nbd_transmission(struct nbd_conn *c);
+
+/* ---- nbd-server.c --------------------------------------------------------------------------- */
+/* Run one whole connection on fd (takes ownership of fd): handshake, transmission, close.
+ * srv may be NULL (fuzzing, tests). */
+void nbd_conn_serve(struct nbd_server *srv, int fd, const char *peer);
+/* Handshake read timeout in seconds (0 = none). */
+extern unsigned nbd_handshake_timeout;

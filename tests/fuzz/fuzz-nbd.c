@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Fuzz target for the NBD server: the input is a client byte stream, fed over a socketpair to
+ * one connection handler (handshake + transmission) serving a small memory node. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "core/core.h"
+#include "export/nbd/nbd-internal.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+struct feed {
+        int fd;
+        const uint8_t *data;
+        size_t size;
+};
+
+static void *writer(void *arg) {
+        struct feed *f = arg;
+        size_t off = 0;
+
+        while (off < f->size) {
+                ssize_t n = send(f->fd, f->data + off, f->size - off, MSG_NOSIGNAL);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break; /* the server hung up: the rest is not wanted */
+                off += (size_t) n;
+        }
+        (void) shutdown(f->fd, SHUT_WR);
+        return NULL;
+}
+
+static void *reader(void *arg) {
+        struct feed *f = arg;
+        char buf[65536];
+
+        while (recv(f->fd, buf, sizeof(buf), 0) > 0)
+                ;
+        return NULL;
+}
+
+static struct daemon_config g_cfg;
+
+static void setup(void) {
+        struct orion_error err = { 0 };
+        struct json_object *p;
+
+        orion_log_set_level(getenv("NBD_FUZZ_DEBUG") ? ORION_LOG_DEBUG : ORION_LOG_ERR);
+        if (registry_init(NULL) < 0 || pool_init(4) < 0)
+                abort();
+        static char *no_listen[] = { NULL };
+        config_init(&g_cfg);
+        g_cfg.nbd_listen = no_listen; /* the driver starts without sockets */
+        if (exports_start(&g_cfg, &err) < 0)
+                abort();
+        p = json_object_new_object();
+        json_object_object_add(p, "size", json_object_new_string("1M"));
+        if (graph_node_add("mem0", "memory", p, NULL, &err) < 0)
+                abort();
+        json_object_put(p);
+        p = json_object_new_object();
+        json_object_object_add(p, "size", json_object_new_string("64K"));
+        json_object_object_add(p, "block-size", json_object_new_string("4096"));
+        if (graph_node_add("mem1", "memory", p, NULL, &err) < 0)
+                abort();
+        json_object_put(p);
+        if (export_add("disk", "mem0", PROTO_NBD, false, "fuzz disk", NULL, &err) < 0 ||
+            export_add("ro", "mem1", PROTO_NBD, true, NULL, NULL, &err) < 0) {
+                (void) fprintf(stderr, "fuzz-nbd: %s\n", err.msg);
+                abort();
+        }
+        nbd_handshake_timeout = 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        int sv[2];
+        pthread_t w, r;
+
+        pthread_once(&once, setup);
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                abort();
+        struct feed f = { .fd = sv[1], .data = data, .size = size };
+        if (pthread_create(&w, NULL, writer, &f) != 0 || pthread_create(&r, NULL, reader, &f) != 0)
+                abort();
+        nbd_conn_serve(NULL, sv[0], "fuzz"); /* closes sv[0] */
+        pthread_join(w, NULL);
+        pthread_join(r, NULL);
+        (void) close(sv[1]);
+        return 0;
+}
