@@ -254,6 +254,38 @@ START_TEST(test_repair) {
 }
 END_TEST
 
+/* Chain conformance: passthru above and below, the same checks check-chain makes. */
+START_TEST(test_sandwich) {
+        struct orion_error err = { 0 };
+        static char buf[65536 + 1000], back[65536 + 1000];
+        const struct orion_plugin *t = registry_find("encrypt", &err);
+        struct json_object *kv;
+        struct orion_params *p;
+        struct orion_bdev *top;
+
+        t_node_add("below", "passthru", t_params("child", "mem", NULL));
+        kv = t_params("child", "below", "key-file", g_key1, "pbkdf", "pbkdf2", "pbkdf-force-iterations", "1000", NULL);
+        p = params_new(t, kv, &err);
+        json_object_put(kv);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_msg(t->format(p, false, NULL, &err) == 0, "%s", err.msg);
+        params_free(p);
+        t_node_add("vol", "encrypt", t_params("child", "below", "key-file", g_key1, NULL));
+        top = t_node_add("above", "passthru", t_params("child", "vol", NULL));
+        t_pattern(buf, sizeof buf, 77, 3);
+        ck_assert_int_eq(orion_bdev_pwrite(top, buf, sizeof buf, 12345, 0), 0);
+        ck_assert_int_eq(orion_bdev_flush(top, 0), 0);
+        ck_assert_int_eq(orion_bdev_pread(top, back, sizeof back, 12345, 0), 0);
+        ck_assert_mem_eq(buf, back, sizeof buf);
+        ck_assert_int_eq(orion_bdev_write_zeroes(top, 4096, 16384, 0), 0);
+        ck_assert_int_eq(orion_bdev_pread(top, back, 4096, 16384, 0), 0);
+        ck_assert(t_is_zero(back, 4096));
+        t_node_remove("above");
+        t_node_remove("vol");
+        t_node_remove("below");
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("encrypt");
         TCase *tc = tcase_create("layer");
@@ -264,6 +296,7 @@ int main(void) {
         tcase_add_test(tc, test_wrong_passphrase_and_refusals);
         tcase_add_test(tc, test_ctl_verbs);
         tcase_add_test(tc, test_repair);
+        tcase_add_test(tc, test_sandwich);
         suite_add_tcase(s, tc);
         return t_run(s);
 }
