@@ -10,6 +10,9 @@ extern const struct orion_plugin orion_type_file;
 #if HAVE_LIBNBD
 extern const struct orion_plugin orion_type_nbd;
 #endif
+#if HAVE_LIBISCSI
+extern const struct orion_plugin orion_type_iscsi;
+#endif
 
 const struct orion_plugin *const builtin_types[] = {
         &orion_type_memory,
@@ -19,6 +22,9 @@ const struct orion_plugin *const builtin_types[] = {
 #endif
 #if HAVE_LIBNBD
         &orion_type_nbd,
+#endif
+#if HAVE_LIBISCSI
+        &orion_type_iscsi,
 #endif
         NULL,
 };

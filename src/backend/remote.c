@@ -123,3 +123,17 @@ bool remote_sleep(struct remote_state *rs, uint64_t ns) {
                         break;
         return !rs->stopping;
 }
+
+bool remote_expired(struct remote_state *rs) {
+        LOCK_GUARD(&rs->lock);
+
+        if (rs->up > 0)
+                return false;
+        if (rs->stopping || rs->gave_up)
+                return true;
+        if (rs->down_since != 0 && remote_now_ns() >= rs->down_since + rs->window_ns) {
+                give_up_locked(rs);
+                return true;
+        }
+        return false;
+}

@@ -36,3 +36,6 @@ int remote_wait_up(struct remote_state *rs);
 uint64_t remote_backoff_ns(unsigned attempt);
 /* Sleep up to ns, waking early when the leaf stops. Returns false when stopping. */
 bool remote_sleep(struct remote_state *rs, uint64_t ns);
+/* For requests already queued while disconnected: true once they must fail (past the window,
+ * node marked degraded, or stopping). */
+bool remote_expired(struct remote_state *rs);

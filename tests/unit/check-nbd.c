@@ -7,7 +7,9 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,11 +18,23 @@
 
 extern char **environ;
 
-static char g_dir[64], g_sock[128], g_img[128], g_uri[200];
+static char g_dir[40], g_sock[96], g_img[128], g_uri[200];
 static pid_t g_nbdkit = -1;
 
 static bool have_nbdkit(void) {
         return access("/usr/bin/nbdkit", X_OK) == 0 || access("/usr/sbin/nbdkit", X_OK) == 0;
+}
+
+static bool sock_answers(void) {
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool ok;
+
+        snprintf(a.sun_path, sizeof(a.sun_path), "%s", g_sock);
+        ok = fd >= 0 && connect(fd, (struct sockaddr *) &a, sizeof(a)) == 0;
+        if (fd >= 0)
+                close(fd);
+        return ok;
 }
 
 static void nbdkit_start(void) {
@@ -28,9 +42,10 @@ static void nbdkit_start(void) {
 
         (void) unlink(g_sock);
         ck_assert_int_eq(posix_spawnp(&g_nbdkit, "nbdkit", NULL, NULL, argv, environ), 0);
-        for (int i = 0; i < 1000 && access(g_sock, F_OK) != 0; i++)
+        /* ready once a connect succeeds (the socket file exists before listen) */
+        for (int i = 0; i < 1000 && !sock_answers(); i++)
                 usleep(10000);
-        ck_assert_int_eq(access(g_sock, F_OK), 0);
+        ck_assert(sock_answers());
 }
 
 static void nbdkit_kill(void) {
