@@ -5,6 +5,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <json-c/json.h>
 #include <pwd.h>
@@ -413,30 +414,38 @@ static int detach_stale(const char *mp) {
         return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EPERM;
 }
 
+/* FORCE_SYNC: a dead FUSE mount may still answer stat() from attributes the kernel cached. */
+static int stat_sync(const char *path, mode_t *ret_mode) {
+        struct statx stx;
+
+        if (statx(AT_FDCWD, path, AT_STATX_FORCE_SYNC, STATX_TYPE, &stx) < 0)
+                return -errno;
+        *ret_mode = stx.stx_mode;
+        return 0;
+}
+
 static int prepare_mountpoint(const char *mp, struct orion_error *err) {
-        struct stat st;
+        mode_t mode;
         int r;
 
-        if (stat(mp, &st) < 0) {
-                r = -errno;
-                if (r == -ENOTCONN) {
-                        orion_warn("fuse: '%s' is a stale mount of a dead daemon, detaching it", mp);
-                        r = detach_stale(mp);
-                        if (r < 0)
-                                return orion_error_set(err, -r, "fuse: cannot detach stale mount '%s': %s", mp,
-                                                       strerror(-r));
-                        if (stat(mp, &st) < 0)
-                                return orion_error_set(err, errno, "fuse: '%s': %m", mp);
-                } else if (r == -ENOENT) {
-                        r = mkdir_p(mp, 0755);
-                        if (r < 0)
-                                return orion_error_set(err, -r, "fuse: cannot create mount point '%s': %s", mp,
-                                                       strerror(-r));
-                        return 0;
-                } else
-                        return orion_error_set(err, -r, "fuse: mount point '%s': %s", mp, strerror(-r));
+        r = stat_sync(mp, &mode);
+        if (r == -ENOTCONN) {
+                orion_warn("fuse: '%s' is a stale mount of a dead daemon, detaching it", mp);
+                r = detach_stale(mp);
+                if (r < 0)
+                        return orion_error_set(err, -r, "fuse: cannot detach stale mount '%s': %s", mp,
+                                               strerror(-r));
+                r = stat_sync(mp, &mode);
+        } else if (r == -ENOENT) {
+                r = mkdir_p(mp, 0755);
+                if (r < 0)
+                        return orion_error_set(err, -r, "fuse: cannot create mount point '%s': %s", mp,
+                                               strerror(-r));
+                return 0;
         }
-        if (!S_ISDIR(st.st_mode))
+        if (r < 0)
+                return orion_error_set(err, -r, "fuse: mount point '%s': %s", mp, strerror(-r));
+        if (!S_ISDIR(mode))
                 return orion_error_set(err, ENOTDIR, "fuse: mount point '%s' is not a directory", mp);
         return 0;
 }

@@ -1,0 +1,806 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* One iSCSI connection in Full Feature Phase: CmdSN window, SCSI commands with immediate,
+ * unsolicited and R2T-solicited data, Data-In/SCSI Response with residuals, NOP, task
+ * management, Text (SendTargets), Logout and Reject. Commands run on the worker pool. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "iscsi.h"
+
+#define CMD_WINDOW 64
+#define MAX_TASK_DATA (32u << 20) /* largest EDTL of a write we buffer */
+
+static uint32_t exp_sn(struct iscsi_conn *c) {
+        return __atomic_load_n(&c->exp_cmd_sn, __ATOMIC_ACQUIRE);
+}
+
+void conn_fill_sn_locked(struct iscsi_conn *c, uint8_t *bhs, bool advance_stat) {
+        uint32_t e = exp_sn(c);
+        put_be32(bhs + 24, advance_stat ? c->stat_sn++ : c->stat_sn);
+        put_be32(bhs + 28, e);
+        put_be32(bhs + 32, e + c->window - 1);
+}
+
+static int send_locked(struct iscsi_conn *c, uint8_t *bhs, const void *data, uint32_t len) {
+        if (c->dead)
+                return -EPIPE;
+        int r = pdu_send(c->fd, bhs, data, len, c->lim.header_digest, c->lim.data_digest);
+        if (r < 0) {
+                c->dead = true;
+                (void) shutdown(c->fd, SHUT_RDWR); /* wakes the reader */
+        }
+        return r;
+}
+
+/* Response PDUs that carry a StatSN of their own. */
+int conn_send(struct iscsi_conn *c, uint8_t *bhs, const void *data, uint32_t len) {
+        LOCK_GUARD(&c->send_lock);
+        conn_fill_sn_locked(c, bhs, true);
+        return send_locked(c, bhs, data, len);
+}
+
+static int send_reject(struct iscsi_conn *c, const uint8_t *bad, uint8_t reason) {
+        uint8_t bhs[BHS_LEN] = { 0 };
+        bhs[0] = OP_REJECT;
+        bhs[1] = 0x80;
+        bhs[2] = reason;
+        put_be32(bhs + 16, RSVD_TAG);
+        orion_debug("iscsi: %s: reject opcode 0x%02x reason 0x%02x", c->peer_str, pdu_opcode(bad), reason);
+        return conn_send(c, bhs, bad, BHS_LEN);
+}
+
+/* ---- Tasks ----------------------------------------------------------------------------- */
+static void task_free(struct iscsi_task *t) {
+        if (!t)
+                return;
+        lu_unref(t->lu);
+        free(t->buf);
+        free(t);
+}
+
+static void task_unlink_locked(struct iscsi_conn *c, struct iscsi_task *t) {
+        for (struct iscsi_task **pp = &c->tasks; *pp; pp = &(*pp)->next)
+                if (*pp == t) {
+                        *pp = t->next;
+                        return;
+                }
+}
+
+static struct iscsi_task *task_find_locked(struct iscsi_conn *c, uint32_t itt) {
+        for (struct iscsi_task *t = c->tasks; t; t = t->next)
+                if (t->itt == itt)
+                        return t;
+        return NULL;
+}
+
+static void residual(uint32_t want, uint32_t edtl, uint8_t *flags, uint32_t *count) {
+        if (want > edtl) {
+                *flags |= 0x04;
+                *count = want - edtl;
+        } else if (want < edtl) {
+                *flags |= 0x02;
+                *count = edtl - want;
+        }
+}
+
+static int send_scsi_rsp(struct iscsi_conn *c, struct iscsi_task *t, const struct scsi_cmd *sc, uint32_t datasn) {
+        uint8_t bhs[BHS_LEN] = { 0 }, sense[2 + sizeof(sc->sense)];
+        uint8_t flags = 0;
+        uint32_t count = 0, slen = 0;
+
+        bhs[0] = OP_SCSI_RSP;
+        if (sc->status == SAM_GOOD)
+                residual(sc->xfer_len, t->edtl, &flags, &count);
+        bhs[1] = 0x80 | flags;
+        bhs[2] = 0x00;
+        bhs[3] = sc->status;
+        put_be32(bhs + 16, t->itt);
+        put_be32(bhs + 36, datasn);
+        put_be32(bhs + 44, count);
+        if (sc->status == SAM_CHECK_CONDITION && sc->sense_len) {
+                put_be16(sense, (uint16_t) sc->sense_len);
+                memcpy(sense + 2, sc->sense, sc->sense_len);
+                slen = 2 + sc->sense_len;
+        }
+        return conn_send(c, bhs, slen ? sense : NULL, slen);
+}
+
+/* Data-In PDUs, the last one carrying the status when it is GOOD (phase collapse). */
+static int send_data_in(struct iscsi_conn *c, struct iscsi_task *t, const struct scsi_cmd *sc) {
+        uint32_t total = MIN(sc->in_len, t->edtl);
+        uint32_t max_pdu = c->sess->params.max_xmit_dsl, burst = c->sess->params.max_burst;
+        uint32_t off = 0, datasn = 0, in_burst = 0;
+
+        while (off < total) {
+                uint8_t bhs[BHS_LEN] = { 0 };
+                uint32_t n = MIN(total - off, max_pdu);
+                n = MIN(n, burst - in_burst);
+                bool last = off + n == total;
+                bhs[0] = OP_DATA_IN;
+                in_burst += n;
+                if (last || in_burst == burst) {
+                        bhs[1] |= 0x80;
+                        in_burst = 0;
+                }
+                memcpy(bhs + 8, &t->lun_field, 8);
+                put_be32(bhs + 16, t->itt);
+                put_be32(bhs + 20, RSVD_TAG);
+                put_be32(bhs + 36, datasn++);
+                put_be32(bhs + 40, off);
+                LOCK_GUARD(&c->send_lock);
+                if (last && sc->status == SAM_GOOD) {
+                        uint8_t flags = 0;
+                        uint32_t count = 0;
+                        residual(sc->xfer_len, t->edtl, &flags, &count);
+                        bhs[1] |= 0x01 | flags;
+                        bhs[3] = sc->status;
+                        put_be32(bhs + 44, count);
+                        conn_fill_sn_locked(c, bhs, true);
+                } else
+                        conn_fill_sn_locked(c, bhs, false);
+                int r = send_locked(c, bhs, sc->in + off, n);
+                if (r < 0)
+                        return r;
+                off += n;
+        }
+        if (total == 0 || sc->status != SAM_GOOD)
+                return send_scsi_rsp(c, t, sc, datasn);
+        return 0;
+}
+
+static void task_done(struct iscsi_task *t) {
+        struct iscsi_conn *c = t->conn;
+        LOCK_GUARD(&c->lock);
+        task_unlink_locked(c, t);
+        c->ntasks_running--;
+        pthread_cond_broadcast(&c->cond);
+        task_free(t);
+}
+
+static void task_run(void *arg) {
+        struct iscsi_task *t = arg;
+        struct iscsi_conn *c = t->conn;
+        struct scsi_cmd sc = {
+                .lu = t->lu,
+                .sess = c->sess,
+                .cdb = t->cdb,
+                .cdb_len = t->cdb_len,
+                .out = t->buf,
+                .out_len = t->received,
+        };
+
+        if (!__atomic_load_n(&t->aborted, __ATOMIC_ACQUIRE)) {
+                if (t->lu)
+                        atomic_fetch_add(&t->lu->inflight, 1);
+                scsi_exec(&sc);
+                if (t->lu)
+                        atomic_fetch_sub(&t->lu->inflight, 1);
+        }
+        if (!__atomic_load_n(&t->aborted, __ATOMIC_ACQUIRE)) {
+                if (t->read && sc.status == SAM_GOOD)
+                        (void) send_data_in(c, t, &sc);
+                else
+                        (void) send_scsi_rsp(c, t, &sc, 0);
+        }
+        free(sc.in);
+        task_done(t);
+}
+
+static void task_dispatch(struct iscsi_conn *c, struct iscsi_task *t) {
+        {
+                LOCK_GUARD(&c->lock);
+                t->running = true;
+                c->ntasks_running++;
+        }
+        if (pool_queue(task_run, t) < 0)
+                task_run(t);
+}
+
+/* A write whose data sequence broke: answer CHECK CONDITION and forget it. */
+static void task_fail_data(struct iscsi_conn *c, struct iscsi_task *t, uint16_t asc) {
+        struct scsi_cmd sc = { .status = SAM_CHECK_CONDITION };
+        scsi_check(&sc, SK_ABORTED_COMMAND, asc);
+        {
+                LOCK_GUARD(&c->lock);
+                task_unlink_locked(c, t);
+        }
+        (void) send_scsi_rsp(c, t, &sc, 0);
+        task_free(t);
+}
+
+static int send_r2t(struct iscsi_conn *c, struct iscsi_task *t) {
+        uint8_t bhs[BHS_LEN] = { 0 };
+        uint32_t len = MIN(t->edtl - t->received, c->sess->params.max_burst);
+
+        t->ttt = c->next_ttt++;
+        if (t->ttt == RSVD_TAG)
+                t->ttt = c->next_ttt++;
+        t->seq_end = t->received + len;
+        t->data_sn = 0;
+        t->unsolicited = false;
+        bhs[0] = OP_R2T;
+        bhs[1] = 0x80;
+        memcpy(bhs + 8, &t->lun_field, 8);
+        put_be32(bhs + 16, t->itt);
+        put_be32(bhs + 20, t->ttt);
+        put_be32(bhs + 36, t->r2t_sn++);
+        put_be32(bhs + 40, t->received);
+        put_be32(bhs + 44, len);
+        LOCK_GUARD(&c->send_lock);
+        conn_fill_sn_locked(c, bhs, false);
+        return send_locked(c, bhs, NULL, 0);
+}
+
+/* After data arrived: dispatch when complete, or ask for the next burst. */
+static int task_data_progress(struct iscsi_conn *c, struct iscsi_task *t, bool final) {
+        if (t->received == t->edtl) {
+                task_dispatch(c, t);
+                return 0;
+        }
+        if (!final)
+                return 0;
+        if (t->received != t->seq_end) {
+                task_fail_data(c, t, ASC_DATA_PHASE_ERROR);
+                return 0;
+        }
+        return send_r2t(c, t);
+}
+
+/* LUN field (SAM-5 peripheral / flat addressing of single-level LUNs). */
+static int64_t lun_decode(const uint8_t *f) {
+        for (int i = 2; i < 8; i++)
+                if (f[i])
+                        return -1;
+        switch (f[0] >> 6) {
+        case 0:
+                return f[0] & 0x3f ? -1 : f[1];
+        case 1:
+                return (int64_t) (f[0] & 0x3f) << 8 | f[1];
+        default:
+                return -1;
+        }
+}
+
+/* ---- CmdSN window ------------------------------------------------------------------------- */
+/* Returns true if the PDU should be processed. Non-immediate PDUs advance ExpCmdSN. */
+static bool cmdsn_accept(struct iscsi_conn *c, const uint8_t *bhs) {
+        uint32_t sn = get_be32(bhs + 24), e = exp_sn(c);
+        if (bhs[0] & 0x40) /* immediate delivery */
+                return true;
+        if (sn_lt(sn, e) || sn_lt(e + c->window - 1, sn)) {
+                orion_debug("iscsi: %s: CmdSN %u outside [%u, %u], dropped", c->peer_str, sn, e, e + c->window - 1);
+                return false;
+        }
+        __atomic_store_n(&c->exp_cmd_sn, sn + 1, __ATOMIC_RELEASE);
+        return true;
+}
+
+/* ---- SCSI Command ------------------------------------------------------------------------- */
+static int handle_scsi_cmd(struct iscsi_conn *c, struct iscsi_pdu *p) {
+        const uint8_t *b = p->bhs;
+        bool final = b[1] & 0x80, rd = b[1] & 0x40, wr = b[1] & 0x20;
+        uint32_t edtl = get_be32(b + 20);
+        struct iscsi_params *prm = &c->sess->params;
+        int64_t lun;
+
+        if (c->sess->discovery)
+                return send_reject(c, b, REJECT_PROTOCOL);
+        if ((p->data_len > 0 && (!wr || !prm->immediate_data)) || p->data_len > edtl ||
+            p->data_len > prm->first_burst || (!final && (!wr || prm->initial_r2t)))
+                return send_reject(c, b, REJECT_PROTOCOL);
+        if (!cmdsn_accept(c, b))
+                return 0;
+
+        _cleanup_free_ struct iscsi_task *t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        t->conn = c;
+        t->itt = pdu_itt(b);
+        t->cmd_sn = get_be32(b + 24);
+        t->read = rd;
+        t->write = wr;
+        t->edtl = (rd || wr) ? edtl : 0;
+        memcpy(&t->lun_field, b + 8, 8);
+        memcpy(t->cdb, b + 32, 16);
+        t->cdb_len = 16;
+        if (p->ahs_len >= 4 && p->ahs[2] == 0x01) { /* extended CDB AHS */
+                uint32_t alen = get_be16(p->ahs);
+                if (alen < 2 || alen + 3 > p->ahs_len || 16 + alen - 1 > sizeof(t->cdb))
+                        return send_reject(c, b, REJECT_INVALID_FIELD);
+                memcpy(t->cdb + 16, p->ahs + 4, alen - 1);
+                t->cdb_len = 16 + alen - 1;
+        }
+        lun = lun_decode(b + 8);
+        t->lu = lun >= 0 ? target_lu_get(c->sess->target, (uint64_t) lun) : NULL;
+        {
+                LOCK_GUARD(&c->lock);
+                if (task_find_locked(c, t->itt)) {
+                        lu_unref(t->lu);
+                        return send_reject(c, b, REJECT_TASK_IN_PROGRESS);
+                }
+                t->next = c->tasks;
+                c->tasks = t;
+        }
+        if (!wr || t->edtl == 0) {
+                task_dispatch(c, TAKE_PTR(t));
+                return 0;
+        }
+        if (t->edtl > MAX_TASK_DATA || (rd && wr)) {
+                struct iscsi_task *tt = TAKE_PTR(t);
+                tt->received = 0;
+                /* Unsolicited data may follow; it is dropped as its task is gone. */
+                struct scsi_cmd sc = { .status = SAM_CHECK_CONDITION };
+                scsi_check(&sc, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
+                {
+                        LOCK_GUARD(&c->lock);
+                        task_unlink_locked(c, tt);
+                }
+                (void) send_scsi_rsp(c, tt, &sc, 0);
+                task_free(tt);
+                return 0;
+        }
+        t->buf = malloc(t->edtl);
+        if (!t->buf) {
+                LOCK_GUARD(&c->lock);
+                task_unlink_locked(c, t);
+                lu_unref(t->lu);
+                return -ENOMEM;
+        }
+        if (p->data_len)
+                memcpy(t->buf, p->data, p->data_len);
+        t->received = p->data_len;
+        t->ttt = RSVD_TAG;
+        if (!final) {
+                t->unsolicited = true;
+                t->seq_end = MIN(prm->first_burst, t->edtl);
+                t->data_sn = 0;
+                if (t->received >= t->seq_end) { /* nothing left for unsolicited PDUs */
+                        struct iscsi_task *tt = TAKE_PTR(t);
+                        task_fail_data(c, tt, ASC_DATA_PHASE_ERROR);
+                }
+                TAKE_PTR(t);
+                return 0;
+        }
+        t->seq_end = t->received;
+        struct iscsi_task *tt = TAKE_PTR(t);
+        return task_data_progress(c, tt, true);
+}
+
+static int handle_data_out(struct iscsi_conn *c, struct iscsi_pdu *p) {
+        const uint8_t *b = p->bhs;
+        bool final = b[1] & 0x80;
+        uint32_t ttt = get_be32(b + 20), datasn = get_be32(b + 36), off = get_be32(b + 40);
+        struct iscsi_task *t;
+
+        {
+                LOCK_GUARD(&c->lock);
+                t = task_find_locked(c, pdu_itt(b));
+                if (t && t->running)
+                        t = NULL;
+        }
+        if (!t) /* task already answered (aborted or failed): its trailing data is dropped */
+                return 0;
+        if (t->aborted) {
+                if (final || t->received + p->data_len >= t->seq_end) {
+                        LOCK_GUARD(&c->lock);
+                        task_unlink_locked(c, t);
+                        task_free(t);
+                }
+                return 0;
+        }
+        if (ttt != t->ttt || (t->unsolicited && ttt != RSVD_TAG)) {
+                task_fail_data(c, t, ASC_DATA_PHASE_ERROR);
+                return 0;
+        }
+        if (datasn != t->data_sn || off != t->received || p->data_len > t->seq_end - t->received) {
+                orion_debug("iscsi: %s: bad Data-Out ITT 0x%x DataSN %u (want %u) offset %u (want %u) len %u",
+                            c->peer_str, t->itt, datasn, t->data_sn, off, t->received, p->data_len);
+                task_fail_data(c, t, ASC_DATA_OFFSET_ERROR);
+                return 0;
+        }
+        memcpy(t->buf + t->received, p->data, p->data_len);
+        t->received += p->data_len;
+        t->data_sn++;
+        if (!final && t->received == t->seq_end) {
+                task_fail_data(c, t, ASC_DATA_PHASE_ERROR);
+                return 0;
+        }
+        return task_data_progress(c, t, final);
+}
+
+/* ---- NOP, Text, Logout --------------------------------------------------------------------- */
+static int handle_nop_out(struct iscsi_conn *c, struct iscsi_pdu *p) {
+        const uint8_t *b = p->bhs;
+        uint8_t bhs[BHS_LEN] = { 0 };
+        uint32_t itt = pdu_itt(b);
+
+        if (itt == RSVD_TAG) { /* answer to our ping */
+                if (get_be32(b + 20) == RSVD_TAG)
+                        return send_reject(c, b, REJECT_PROTOCOL);
+                c->nop_outstanding = 0;
+                return 0;
+        }
+        if (!cmdsn_accept(c, b))
+                return 0;
+        bhs[0] = OP_NOP_IN;
+        bhs[1] = 0x80;
+        memcpy(bhs + 8, b + 8, 8);
+        put_be32(bhs + 16, itt);
+        put_be32(bhs + 20, RSVD_TAG);
+        return conn_send(c, bhs, p->data, MIN(p->data_len, c->sess->params.max_xmit_dsl));
+}
+
+static int send_ping(struct iscsi_conn *c) {
+        uint8_t bhs[BHS_LEN] = { 0 };
+        bhs[0] = OP_NOP_IN;
+        bhs[1] = 0x80;
+        put_be32(bhs + 16, RSVD_TAG);
+        c->nop_ttt = c->next_ttt++;
+        put_be32(bhs + 20, c->nop_ttt);
+        c->nop_outstanding++;
+        LOCK_GUARD(&c->send_lock);
+        conn_fill_sn_locked(c, bhs, false);
+        return send_locked(c, bhs, NULL, 0);
+}
+
+/* Our address as the initiator reached it: what SendTargets advertises. */
+static void local_portal(struct iscsi_conn *c, char *buf, size_t len) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        char host[INET6_ADDRSTRLEN + 2] = "127.0.0.1";
+        unsigned port = 3260;
+        if (getsockname(c->fd, (struct sockaddr *) &ss, &sl) == 0) {
+                if (ss.ss_family == AF_INET) {
+                        struct sockaddr_in *a = (struct sockaddr_in *) &ss;
+                        (void) inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+                        port = ntohs(a->sin_port);
+                } else if (ss.ss_family == AF_INET6) {
+                        struct sockaddr_in6 *a = (struct sockaddr_in6 *) &ss;
+                        char h6[INET6_ADDRSTRLEN];
+                        (void) inet_ntop(AF_INET6, &a->sin6_addr, h6, sizeof(h6));
+                        snprintf(host, sizeof(host), "[%s]", h6);
+                        port = ntohs(a->sin6_port);
+                }
+        }
+        snprintf(buf, len, "%s:%u", host, port);
+}
+
+static int handle_text(struct iscsi_conn *c, struct iscsi_pdu *p) {
+        const uint8_t *b = p->bhs;
+        uint8_t bhs[BHS_LEN] = { 0 };
+        struct text_buf out = { 0 };
+        int r = 0;
+
+        char portal[96];
+        if (b[1] & 0x40) /* C bit: we never need continued text requests */
+                return send_reject(c, b, REJECT_NOT_SUPPORTED);
+        local_portal(c, portal, sizeof(portal));
+        if (!cmdsn_accept(c, b))
+                return 0;
+        for (uint32_t off = 0; off < p->data_len;) {
+                char *kv = (char *) p->data + off;
+                size_t l = strnlen(kv, p->data_len - off);
+                off += (uint32_t) l + 1;
+                char *eq = memchr(kv, '=', l);
+                if (!eq)
+                        continue;
+                *eq = 0;
+                if (strcmp(kv, "SendTargets") == 0) {
+                        const char *v = eq + 1;
+                        if (c->sess->discovery)
+                                r = target_sendtargets(&out, v, c->sess->initiator, &c->peer, NULL, portal);
+                        else if (!*v || strcasecmp(v, c->sess->target->iqn) == 0)
+                                r = target_sendtargets(&out, c->sess->target->iqn, c->sess->initiator, &c->peer,
+                                                       c->sess->target->iqn, portal);
+                        else
+                                r = text_add(&out, "SendTargets", "Reject");
+                } else
+                        r = text_add(&out, kv, "NotUnderstood");
+                if (r < 0)
+                        break;
+        }
+        if (r >= 0 && out.len > c->sess->params.max_xmit_dsl)
+                r = -EMSGSIZE; /* multi-PDU text responses are not implemented */
+        bhs[0] = OP_TEXT_RSP;
+        bhs[1] = 0x80;
+        memcpy(bhs + 8, b + 8, 8);
+        put_be32(bhs + 16, pdu_itt(b));
+        put_be32(bhs + 20, RSVD_TAG);
+        if (r < 0) {
+                text_free(&out);
+                return send_reject(c, b, REJECT_OUT_OF_RESOURCES);
+        }
+        r = conn_send(c, bhs, out.buf, (uint32_t) out.len);
+        text_free(&out);
+        return r;
+}
+
+static void wait_tasks(struct iscsi_conn *c) {
+        LOCK_GUARD(&c->lock);
+        while (c->ntasks_running > 0)
+                pthread_cond_wait(&c->cond, &c->lock);
+}
+
+static int handle_logout(struct iscsi_conn *c, struct iscsi_pdu *p) {
+        const uint8_t *b = p->bhs;
+        uint8_t bhs[BHS_LEN] = { 0 };
+        uint8_t reason = b[1] & 0x7f;
+
+        (void) cmdsn_accept(c, b);
+        wait_tasks(c);
+        bhs[0] = OP_LOGOUT_RSP;
+        bhs[1] = 0x80;
+        bhs[2] = reason == 2 ? 2 : 0; /* recovery not supported at ERL 0 */
+        put_be32(bhs + 16, pdu_itt(b));
+        put_be16(bhs + 40, (uint16_t) c->sess->params.time2wait);
+        put_be16(bhs + 42, (uint16_t) c->sess->params.time2retain);
+        (void) conn_send(c, bhs, NULL, 0);
+        return reason == 2 ? 0 : 1;
+}
+
+/* ---- Task management ---------------------------------------------------------------------- */
+/* Mark tasks aborted; wait for those running. Tasks still waiting for data are dropped. */
+static void abort_tasks(struct iscsi_conn *c, bool (*match)(struct iscsi_task *, const void *), const void *arg) {
+        LOCK_GUARD(&c->lock);
+        for (struct iscsi_task **pp = &c->tasks; *pp;) {
+                struct iscsi_task *t = *pp;
+                if (!match(t, arg)) {
+                        pp = &t->next;
+                        continue;
+                }
+                __atomic_store_n(&t->aborted, true, __ATOMIC_RELEASE);
+                if (!t->running) {
+                        *pp = t->next;
+                        task_free(t);
+                        continue;
+                }
+                pp = &t->next;
+        }
+        for (;;) {
+                bool busy = false;
+                for (struct iscsi_task *t = c->tasks; t; t = t->next)
+                        if (t->running && match(t, arg))
+                                busy = true;
+                if (!busy)
+                        break;
+                pthread_cond_wait(&c->cond, &c->lock);
+        }
+}
+
+static bool match_itt(struct iscsi_task *t, const void *arg) {
+        return t->itt == *(const uint32_t *) arg;
+}
+static bool match_lun(struct iscsi_task *t, const void *arg) {
+        return t->lun_field == *(const uint64_t *) arg;
+}
+
+static bool match_lu(struct iscsi_task *t, const void *arg) {
+        return t->lu == arg;
+}
+
+/* TARGET WARM/COLD RESET: a LUN reset of every LU of the session's target. */
+static void target_reset(struct iscsi_conn *c) {
+        for (unsigned l = 0; l < TARGET_MAX_LUNS; l++) {
+                struct iscsi_lu *lu = target_lu_get(c->sess->target, l);
+                if (!lu)
+                        continue;
+                abort_tasks(c, match_lu, lu);
+                sessions_abort_lu(lu, c);
+                pr_lun_reset(lu);
+                lu_unref(lu);
+        }
+}
+
+void conn_abort_lu(struct iscsi_conn *c, struct iscsi_lu *lu, bool wait) {
+        LOCK_GUARD(&c->lock);
+        for (struct iscsi_task *t = c->tasks; t; t = t->next)
+                if (t->lu == lu)
+                        __atomic_store_n(&t->aborted, true, __ATOMIC_RELEASE);
+        (void) wait;
+}
+
+static int handle_tmf(struct iscsi_conn *c, struct iscsi_pdu *p) {
+        const uint8_t *b = p->bhs;
+        uint8_t bhs[BHS_LEN] = { 0 }, resp = 0;
+        uint8_t fn = b[1] & 0x7f;
+        uint32_t ref = get_be32(b + 20), refsn = get_be32(b + 32);
+        uint64_t lunf;
+        int64_t lun = lun_decode(b + 8);
+        struct iscsi_lu *lu = NULL;
+
+        if (c->sess->discovery)
+                return send_reject(c, b, REJECT_PROTOCOL);
+        if (!cmdsn_accept(c, b))
+                return 0;
+        memcpy(&lunf, b + 8, 8);
+        if (fn >= 1 && fn <= 5 && fn != 3) {
+                lu = lun >= 0 ? target_lu_get(c->sess->target, (uint64_t) lun) : NULL;
+                if (!lu && fn != 1)
+                        resp = 2;
+        }
+        if (resp == 0) {
+                switch (fn) {
+                case 1: { /* ABORT TASK */
+                        bool found;
+                        {
+                                LOCK_GUARD(&c->lock);
+                                found = task_find_locked(c, ref) != NULL;
+                        }
+                        if (found)
+                                abort_tasks(c, match_itt, &ref);
+                        else
+                                resp = sn_lt(refsn, exp_sn(c)) ? 0 : 1;
+                        break;
+                }
+                case 2: /* ABORT TASK SET */
+                case 4: /* CLEAR TASK SET */
+                        abort_tasks(c, match_lun, &lunf);
+                        break;
+                case 5: /* LOGICAL UNIT RESET */
+                        abort_tasks(c, match_lun, &lunf);
+                        sessions_abort_lu(lu, c);
+                        pr_lun_reset(lu);
+                        break;
+                case 3: /* CLEAR ACA: we never establish ACA */
+                        break;
+                case 6: /* TARGET WARM RESET */
+                case 7: /* TARGET COLD RESET: also ends every session of the target */
+                        target_reset(c);
+                        break;
+                case 8:
+                        resp = 4;
+                        break;
+                default:
+                        resp = 5;
+                        break;
+                }
+        }
+        lu_unref(lu);
+        bhs[0] = OP_TMF_RSP;
+        bhs[1] = 0x80;
+        bhs[2] = resp;
+        put_be32(bhs + 16, pdu_itt(b));
+        int r = conn_send(c, bhs, NULL, 0);
+        if (fn == 7 && resp == 0) {
+                sessions_drop_target(c->sess->target);
+                return 1;
+        }
+        return r;
+}
+
+/* ---- Main loop ---------------------------------------------------------------------------- */
+static int handle_ffp(struct iscsi_conn *c, struct iscsi_pdu *p, bool ddig_bad) {
+        uint8_t op = pdu_opcode(p->bhs);
+
+        if (ddig_bad) {
+                /* ERL 0: reject the PDU (a lost command or data sequence fails on its own) */
+                return send_reject(c, p->bhs, REJECT_DIGEST);
+        }
+        switch (op) {
+        case OP_NOP_OUT:
+                return handle_nop_out(c, p);
+        case OP_SCSI_CMD:
+                return handle_scsi_cmd(c, p);
+        case OP_TMF_REQ:
+                return handle_tmf(c, p);
+        case OP_TEXT_REQ:
+                return handle_text(c, p);
+        case OP_DATA_OUT:
+                return handle_data_out(c, p);
+        case OP_LOGOUT_REQ:
+                return handle_logout(c, p);
+        case OP_SNACK:
+                return send_reject(c, p->bhs, REJECT_SNACK);
+        case OP_LOGIN_REQ:
+                return send_reject(c, p->bhs, REJECT_PROTOCOL);
+        default:
+                return send_reject(c, p->bhs, REJECT_NOT_SUPPORTED);
+        }
+}
+
+/* Wait for input, pinging an idle initiator; false when the connection should close. */
+static bool wait_readable(struct iscsi_conn *c) {
+        for (;;) {
+                struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+                int timeout = (c->full_feature && c->nop_interval_s) ? (int) c->nop_interval_s * 1000 : -1;
+                if (!c->full_feature)
+                        timeout = 30000; /* a login that stalls is dropped */
+                int r = poll(&pfd, 1, timeout);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return false;
+                if (r > 0)
+                        return true;
+                if (!c->full_feature || c->nop_outstanding >= c->nop_count) {
+                        orion_info("iscsi: %s: no answer from initiator, closing", c->peer_str);
+                        return false;
+                }
+                if (c->sess->discovery)
+                        continue;
+                if (send_ping(c) < 0)
+                        return false;
+        }
+}
+
+void conn_serve(int fd, const struct sockaddr_storage *peer) {
+        struct iscsi_conn *c = calloc(1, sizeof(*c));
+        int one = 1;
+        if (!c)
+                return;
+        c->fd = fd;
+        if (peer)
+                c->peer = *peer;
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        conn_peer_string(c);
+        pthread_mutex_init(&c->send_lock, NULL);
+        pthread_mutex_init(&c->lock, NULL);
+        pthread_cond_init(&c->cond, NULL);
+        c->window = CMD_WINDOW;
+        c->lim.max_recv_dsl = 8192; /* the login-phase default */
+        c->next_ttt = 1;
+        conn_apply_config(c);
+
+        for (;;) {
+                struct iscsi_pdu p;
+                bool bad = false;
+                int r;
+                if (!wait_readable(c))
+                        break;
+                r = pdu_recv(fd, &p, &c->lim, &bad);
+                if (r < 0) {
+                        if (r != -ECONNRESET)
+                                orion_info("iscsi: %s: closing connection: %s", c->peer_str, strerror(-r));
+                        break;
+                }
+                if (!c->full_feature) {
+                        r = bad ? -EBADMSG : login_handle(c, &p);
+                        if (r == 1) {
+                                c->full_feature = true;
+                                r = 0;
+                        }
+                } else
+                        r = handle_ffp(c, &p, bad);
+                pdu_clear(&p);
+                c->nop_outstanding = 0;
+                if (r != 0 || c->dead)
+                        break;
+        }
+        /* Stop: abort what is queued and wait for the workers still using c. */
+        {
+                LOCK_GUARD(&c->lock);
+                c->closing = true;
+        }
+        (void) shutdown(fd, SHUT_RDWR);
+        {
+                LOCK_GUARD(&c->lock);
+                for (struct iscsi_task **pp = &c->tasks; *pp;) {
+                        struct iscsi_task *t = *pp;
+                        __atomic_store_n(&t->aborted, true, __ATOMIC_RELEASE);
+                        if (!t->running) {
+                                *pp = t->next;
+                                task_free(t);
+                        } else
+                                pp = &t->next;
+                }
+        }
+        wait_tasks(c);
+        login_free(c);
+        if (c->sess) {
+                session_unregister(c->sess);
+                c->sess->conn = NULL;
+                session_unref(c->sess);
+        }
+        pthread_cond_destroy(&c->cond);
+        pthread_mutex_destroy(&c->lock);
+        pthread_mutex_destroy(&c->send_lock);
+        free(c);
+}
