@@ -31,8 +31,8 @@ start_oriond "$conf"
 orion=nbd://127.0.0.1:$NBD_PORT/vol
 
 # ---- within the window: fio verifies across the restart
-fio --name=verify --ioengine=nbd --uri="$orion" --rw=randwrite --bs=4k --size=16M --iodepth=16 \
-        --verify=crc32c --do_verify=1 --verify_fatal=1 --output="$tmp/fio.out" >/dev/null 2>"$tmp/fio.err" &
+(cd "$tmp" && exec fio --name=verify --ioengine=nbd --uri="$orion" --rw=randwrite --bs=4k --size=16M --iodepth=16 \
+        --verify=crc32c --do_verify=1 --verify_fatal=1 --output="$tmp/fio.out" >/dev/null 2>"$tmp/fio.err") &
 fio_pid=$!
 wait_for 120 sh -c "[ \$(\"$ORIONCTL\" --socket \"$CTL_SOCK\" --json stats lun | /usr/bin/python3 -c \"import json,sys; print(json.load(sys.stdin)['lun']['write']['ops'])\") -gt 300 ]" ||
         die "workload did not start"

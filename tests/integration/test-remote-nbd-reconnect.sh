@@ -27,9 +27,9 @@ protocols = nbd
 CONF
 start_oriond "$conf"
 
-fio --name=verify --ioengine=nbd --uri="nbd://127.0.0.1:$NBD_PORT/vol" --rw=randwrite --bs=4k --size=24M \
+(cd "$tmp" && exec fio --name=verify --ioengine=nbd --uri="nbd://127.0.0.1:$NBD_PORT/vol" --rw=randwrite --bs=4k --size=24M \
         --iodepth=16 --verify=crc32c --do_verify=1 --verify_fatal=1 --randrepeat=1 \
-        --output="$tmp/fio.out" >/dev/null 2>"$tmp/fio.err" &
+        --output="$tmp/fio.out" >/dev/null 2>"$tmp/fio.err") &
 fio_pid=$!
 # Kill the server once the workload is under way, then bring it back after Orion noticed.
 wait_for 120 sh -c "[ \$(\"$ORIONCTL\" --socket \"$CTL_SOCK\" --json stats remote | /usr/bin/python3 -c \"import json,sys; print(json.load(sys.stdin)['remote']['write']['ops'])\") -gt 500 ]" ||
