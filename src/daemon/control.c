@@ -53,6 +53,14 @@ int control_parse_request(const char *line, size_t len, struct control_request *
         if (memchr(line, '\0', len))
                 return orion_error_set(err, EINVAL, "request contains a NUL byte");
 
+        /* Only objects are requests; checking first also spares numbers, which the tokener
+         * cannot end without seeing a byte after them. */
+        size_t first = 0;
+        while (first < len && (line[first] == ' ' || line[first] == '\t'))
+                first++;
+        if (line[first] != '{')
+                return orion_error_set(err, EINVAL, "a request must be a JSON object");
+
         struct json_tokener *tok = json_tokener_new_ex(CONTROL_MAX_DEPTH);
         if (!tok)
                 return orion_error_set(err, ENOMEM, "out of memory");
@@ -72,7 +80,7 @@ int control_parse_request(const char *line, size_t len, struct control_request *
                 r = orion_error_set(err, EINVAL, "invalid JSON: trailing data at offset %zu", used);
                 goto fail;
         }
-        if (!json_object_is_type(o, json_type_object)) {
+        if (!json_object_is_type(o, json_type_object)) { /* not reached: checked above */
                 r = orion_error_set(err, EINVAL, "a request must be a JSON object");
                 goto fail;
         }

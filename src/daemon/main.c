@@ -218,6 +218,22 @@ static int apply_overrides(struct daemon_config *cfg) {
         return 0;
 }
 
+/* The default exports over every protocol it can; one whose server is not built into this
+ * oriond is left out rather than failing the start. */
+static void default_protocols_available(struct daemon_config *cfg) {
+        uint32_t have = 0;
+        for (size_t i = 0; export_drivers[i]; i++)
+                have |= export_drivers[i]->proto;
+        for (size_t i = 0; i < cfg->nexports; i++) {
+                uint32_t p = cfg->exports[i].protocols & have;
+                if (p != cfg->exports[i].protocols)
+                        orion_info("export '%s': leaving out protocols without a server in this build",
+                                   cfg->exports[i].name);
+                if (p)
+                        cfg->exports[i].protocols = p;
+        }
+}
+
 static bool socket_activated(void) {
         const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
         int64_t p, n;
@@ -244,6 +260,7 @@ static int load_config(struct daemon_config *cfg) {
                         orion_error("built-in default: %s", err.msg);
                         return -err.code;
                 }
+                default_protocols_available(cfg);
         }
         return 0;
 }
