@@ -16,9 +16,19 @@ type = file
 path = $tmp/disk.img
 size = 64M
 
+[node disk2]
+type = file
+path = $tmp/disk2.img
+size = 64M
+
 [export vol0]
 node = disk
 protocols = fuse
+
+[export cached]
+node = disk2
+protocols = fuse
+fuse-cache = page
 CONF
 start_oriond "$tmp/oriond.conf"
 img=$mnt/vol0.img
@@ -29,6 +39,8 @@ head -c $((8 << 20)) /dev/urandom >"$tmp/a"
 head -c $((4 << 20)) /dev/urandom >"$tmp/b"
 dd if="$tmp/a" of="$img" bs=1M conv=notrunc,fdatasync status=none || die "write a"
 dd if="$tmp/b" of="$img" bs=1M seek=16 oflag=direct conv=notrunc,fsync status=none || die "write b"
+# Page-cache mode keeps the promise too: after fsync the data is in the node.
+dd if="$tmp/a" of="$mnt/cached.img" bs=1M conv=notrunc,fsync status=none || die "write cached"
 
 # Keep a writer busy (not synced) while the daemon dies: it must fail, not hang.
 dd if=/dev/urandom of="$img" bs=64k seek=512 count=100000 conv=notrunc status=none 2>/dev/null &
@@ -51,6 +63,7 @@ fuse_wait "$img"
 grep -q "stale mount" "$tmp/oriond.log" || die "restart did not report the stale mount"
 cmp -n $((8 << 20)) "$img" "$tmp/a" || die "fsync'ed data a lost"
 cmp -n $((4 << 20)) -i $((16 << 20)):0 "$img" "$tmp/b" || die "fsync'ed data b lost"
+cmp -n $((8 << 20)) "$mnt/cached.img" "$tmp/a" || die "fsync'ed data of the page-cache export lost"
 stop_oriond
 mountpoint -q "$mnt" && die "still mounted after a clean stop"
 exit 0
