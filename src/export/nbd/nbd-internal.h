@@ -23,9 +23,11 @@
 #define NBD_MAX_OPTION_DRAIN (UINT64_C(64) << 20)
 #define NBD_MAX_STRING 4096u
 #define NBD_PREF_BLOCK 4096u
-/* Requests in flight per connection, and payload bytes they may hold. */
-#define NBD_MAX_INFLIGHT 64u
-#define NBD_MAX_INFLIGHT_BYTES (UINT64_C(128) << 20)
+/* Worker threads per connection (each carries one request at a time, so this is also the
+ * number of requests in flight), and the buffer size a thread keeps between requests. */
+#define NBD_DEFAULT_THREADS 16u
+#define NBD_MAX_THREADS 64u
+#define NBD_KEEP_BUFFER (4u << 20)
 /* Reads at least this long ask the node for holes and send them as OFFSET_HOLE chunks. */
 #define NBD_SPARSE_READ_MIN (64u << 10)
 /* Block status replies carry at most this many descriptors. */
@@ -56,11 +58,14 @@ struct nbd_conn {
         bool readonly;
 
         pthread_mutex_t write_lock;    /* one reply at a time on the socket */
-        pthread_mutex_t lock;          /* the counters below */
-        pthread_cond_t cond;
-        unsigned inflight;
-        uint64_t inflight_bytes;
-        bool dead;                     /* a reply could not be sent: stop reading */
+        pthread_mutex_t read_lock;     /* one reader of requests at a time */
+        bool stop;                     /* (read_lock) no more requests: DISC, EOF, error */
+        int result;                    /* (read_lock) why it stopped, 0 or -errno */
+        pthread_mutex_t lock;          /* the thread bookkeeping below */
+        pthread_t threads[NBD_MAX_THREADS];
+        unsigned nthreads;             /* started (the first is the connection's own) */
+        atomic_uint waiting;           /* threads waiting for read_lock */
+        bool dead;                     /* (write_lock) a reply could not be sent */
 
         atomic_uint_fast64_t requests, bytes_read, bytes_written, errors;
 };
@@ -72,7 +77,7 @@ struct nbd_req {
         uint64_t cookie;
         uint64_t offset;
         uint32_t len;
-        void *buf;                     /* WRITE payload */
+        void *buf;                     /* the worker's buffer: WRITE payload, READ data */
 };
 
 /* ---- nbd-io.c: socket helpers --------------------------------------------------------------- */
@@ -120,5 +125,6 @@ int nbd_transmission(struct nbd_conn *c);
 /* Run one whole connection on fd (takes ownership of fd): handshake, transmission, close.
  * srv may be NULL (fuzzing, tests). */
 void nbd_conn_serve(struct nbd_server *srv, int fd, const char *peer);
-/* Handshake read timeout in seconds (0 = none). */
+/* Handshake read timeout in seconds (0 = none), and worker threads per connection. */
 extern unsigned nbd_handshake_timeout;
+extern unsigned nbd_conn_threads;

@@ -28,6 +28,7 @@
 #define DEFAULT_MAX_CONNECTIONS 256
 
 unsigned nbd_handshake_timeout = 60;
+unsigned nbd_conn_threads = NBD_DEFAULT_THREADS;
 
 struct listener {
         int fd;
@@ -65,7 +66,7 @@ static void conn_free(struct nbd_conn *c) {
         free(c->meta_export);
         pthread_mutex_destroy(&c->write_lock);
         pthread_mutex_destroy(&c->lock);
-        pthread_cond_destroy(&c->cond);
+        pthread_mutex_destroy(&c->read_lock);
         if (c->fd >= 0)
                 (void) close(c->fd);
         free(c);
@@ -103,7 +104,7 @@ static struct nbd_conn *conn_new(struct nbd_server *srv, int fd, const char *pee
         (void) snprintf(c->peer, sizeof(c->peer), "%s", peer);
         pthread_mutex_init(&c->write_lock, NULL);
         pthread_mutex_init(&c->lock, NULL);
-        pthread_cond_init(&c->cond, NULL);
+        pthread_mutex_init(&c->read_lock, NULL);
         return c;
 }
 
@@ -394,6 +395,10 @@ static int nbd_start(const struct daemon_config *cfg, struct orion_error *err) {
         r = read_uint_opt(cfg, "nbd-max-connections", &srv->max_conns, err);
         if (r >= 0)
                 r = read_uint_opt(cfg, "nbd-handshake-timeout", &nbd_handshake_timeout, err);
+        if (r >= 0)
+                r = read_uint_opt(cfg, "nbd-threads", &nbd_conn_threads, err);
+        if (r >= 0 && (nbd_conn_threads < 1 || nbd_conn_threads > NBD_MAX_THREADS))
+                r = orion_error_set(err, EINVAL, "nbd: nbd-threads must be 1..%u", NBD_MAX_THREADS);
         if (r < 0)
                 return r;
         if (config_opt(cfg, "nbd-tls") && parse_bool(config_opt(cfg, "nbd-tls")) != 0)

@@ -120,11 +120,10 @@ static int cmd_read(struct nbd_req *r) {
         size_t n;
         int e;
 
+        void *buf = r->buf;
+
         if (r->len == 0)
                 return nbd_reply_status(c, r->cookie, r->type, 0);
-        _cleanup_free_ void *buf = orion_alloc_aligned(r->len);
-        if (!buf)
-                return nbd_reply_status(c, r->cookie, r->type, -ENOMEM);
         n = read_segments(c, r, &segs);
         if (n == 0) {
                 segs = NULL;
@@ -145,16 +144,16 @@ static int cmd_read(struct nbd_req *r) {
         return nbd_reply_read(c, r, buf, segs ? segs : &whole, n);
 }
 
-/* CACHE is a hint: read the range so that caching layers below keep it. */
+/* CACHE is a hint: read the range (in pieces of NBD_CACHE_CHUNK) so that caching layers
+ * below keep it. */
+#define NBD_CACHE_CHUNK (1u << 20)
 static int cmd_cache(struct nbd_req *r) {
-        uint64_t chunk = MIN((uint64_t) r->len, UINT64_C(1) << 20);
+        uint64_t chunk = MIN(r->len, NBD_CACHE_CHUNK);
+        void *buf = r->buf;
         int e = 0;
 
         if (r->len == 0)
                 return 0;
-        _cleanup_free_ void *buf = orion_alloc_aligned(chunk);
-        if (!buf)
-                return -ENOMEM;
         for (uint64_t done = 0; done < r->len && e >= 0; done += chunk)
                 e = orion_bdev_pread(r->c->node, buf, MIN(chunk, r->len - done), r->offset + done, 0);
         return e;
@@ -256,46 +255,40 @@ static void run_request(struct nbd_req *r) {
         (void) nbd_reply_status(c, r->cookie, r->type, e);
 }
 
-static void req_done(struct nbd_req *r) {
-        struct nbd_conn *c = r->c;
+/* ---- Worker threads -------------------------------------------------------------------------
+ * Like nbdkit's parallel model: each thread of the connection takes the read lock, reads one
+ * request (header and payload), releases the lock and carries the request to its reply. There
+ * is no hand-off between threads, and the number of threads bounds the requests (and payload
+ * bytes) in flight. A connection starts with one thread and adds one whenever all are busy. */
 
-        WITH_LOCK(&c->lock) {
-                c->inflight--;
-                if (r->type == NBD_CMD_WRITE || r->type == NBD_CMD_READ)
-                        c->inflight_bytes -= r->len;
-                pthread_cond_broadcast(&c->cond);
+struct tbuf {
+        void *p;
+        size_t cap;
+};
+
+/* A buffer of at least len bytes, aligned for O_DIRECT, kept between requests when small. */
+static void *tbuf_get(struct tbuf *b, size_t len) {
+        if (len <= b->cap)
+                return b->p;
+        free(b->p);
+        b->cap = MAX(ALIGN_UP(len, (size_t) 65536), (size_t) 65536);
+        b->p = orion_alloc_aligned(b->cap);
+        if (!b->p)
+                b->cap = 0;
+        return b->p;
+}
+
+static void tbuf_trim(struct tbuf *b) {
+        if (b->cap > NBD_KEEP_BUFFER) {
+                free(b->p);
+                b->p = NULL;
+                b->cap = 0;
         }
-        free(r->buf);
-        free(r);
 }
 
-static void request_job(void *arg) {
-        struct nbd_req *r = arg;
-
-        run_request(r);
-        req_done(r);
-}
-
-/* ---- The reader ----------------------------------------------------------------------------- */
-
-/* Wait until the connection may take one more request of `bytes` payload. */
-static void wait_for_room(struct nbd_conn *c, uint64_t bytes) {
-        LOCK_GUARD(&c->lock);
-        while (c->inflight > 0 &&
-               (c->inflight >= NBD_MAX_INFLIGHT || c->inflight_bytes + bytes > NBD_MAX_INFLIGHT_BYTES))
-                pthread_cond_wait(&c->cond, &c->lock);
-        c->inflight++;
-        c->inflight_bytes += bytes;
-}
-
-static void wait_idle(struct nbd_conn *c) {
-        LOCK_GUARD(&c->lock);
-        while (c->inflight > 0)
-                pthread_cond_wait(&c->cond, &c->lock);
-}
-
-/* Read one request and hand it on. 1 = continue, 0 = DISC / end of stream, -errno = drop. */
-static int read_request(struct nbd_conn *c) {
+/* Read one request. 1 = run it, 2 = already answered (refused), 0 = DISC / end of stream,
+ * -errno = drop the connection. Called with read_lock held. */
+static int read_request(struct nbd_conn *c, struct nbd_req *req, struct tbuf *tb) {
         struct nbd_request h;
         int e;
 
@@ -306,7 +299,7 @@ static int read_request(struct nbd_conn *c) {
                 orion_info("nbd: %s: bad request magic 0x%08x, disconnecting", c->peer, be32toh(h.magic));
                 return -EPROTO;
         }
-        struct nbd_req req = {
+        *req = (struct nbd_req) {
                 .c = c,
                 .type = be16toh(h.type),
                 .flags = be16toh(h.flags),
@@ -315,65 +308,97 @@ static int read_request(struct nbd_conn *c) {
                 .len = be32toh(h.length),
         };
         atomic_fetch_add(&c->requests, 1);
-        if (req.type == NBD_CMD_DISC)
+        if (req->type == NBD_CMD_DISC)
                 return 0;
 
-        e = validate(c, &req);
-        if (req.type == NBD_CMD_WRITE) {
-                if (req.len > NBD_MAX_REQUEST && e == 0)
+        e = validate(c, req);
+        if (req->type == NBD_CMD_WRITE) {
+                if (req->len > NBD_MAX_REQUEST && e == 0)
                         e = -EINVAL;
+                if (e == 0 && req->len > 0 && !(req->buf = tbuf_get(tb, req->len)))
+                        e = -ENOMEM;
                 if (e < 0) {
                         /* Keep the stream in step by consuming the payload, but never buffer
                          * more than we advertised; past a sane bound, give up on the client. */
-                        if (req.len > NBD_MAX_DRAIN) {
-                                orion_info("nbd: %s: write of %u bytes refused, disconnecting", c->peer, req.len);
+                        if (req->len > NBD_MAX_DRAIN) {
+                                orion_info("nbd: %s: write of %u bytes refused, disconnecting", c->peer, req->len);
                                 return -EPROTO;
                         }
-                        e = nbd_recv_discard(c, req.len) < 0 ? -ECONNRESET : e;
-                        if (e == -ECONNRESET)
+                        if (nbd_recv_discard(c, req->len) < 0)
                                 return 0;
-                }
-        }
-        if (e < 0) {
-                if (nbd_reply_status(c, req.cookie, req.type, e) < 0)
+                } else if (req->len > 0 && nbd_recv_full(c, req->buf, req->len) < 0)
                         return 0;
-                return 1;
         }
-
-        struct nbd_req *r = malloc(sizeof(*r));
-        if (r) {
-                *r = req;
-                if (req.type == NBD_CMD_WRITE && req.len > 0 && !(r->buf = orion_alloc_aligned(req.len))) {
-                        free(r);
-                        r = NULL;
-                }
-        }
-        if (!r) {
-                /* Out of memory: the payload must still be consumed. */
-                if (req.type == NBD_CMD_WRITE && nbd_recv_discard(c, req.len) < 0)
-                        return 0;
-                return nbd_reply_status(c, req.cookie, req.type, -ENOMEM) < 0 ? 0 : 1;
-        }
-        wait_for_room(c, (req.type == NBD_CMD_WRITE || req.type == NBD_CMD_READ) ? req.len : 0);
-        if (r->buf) {
-                e = nbd_recv_full(c, r->buf, r->len);
-                if (e < 0) {
-                        req_done(r);
-                        return 0;
-                }
-        }
-        if (pool_queue(request_job, r) < 0)
-                request_job(r); /* no pool: run it here, in order */
+        if (e < 0)
+                return nbd_reply_status(c, req->cookie, req->type, e) < 0 ? 0 : 2;
+        if ((req->type == NBD_CMD_READ || req->type == NBD_CMD_CACHE) && req->len > 0 &&
+            !(req->buf = tbuf_get(tb, req->type == NBD_CMD_READ ? req->len : MIN(req->len, NBD_CACHE_CHUNK))))
+                return nbd_reply_status(c, req->cookie, req->type, -ENOMEM) < 0 ? 0 : 2;
         return 1;
 }
 
-int nbd_transmission(struct nbd_conn *c) {
-        int r;
+static void *worker_thread(void *arg);
 
-        do
-                r = read_request(c);
-        while (r > 0 && !c->dead);
-        /* DISC or end of stream: finish what is in flight (replies still go out), then close. */
-        wait_idle(c);
-        return r;
+/* Called after taking a request: if no thread is left to read the next one, start another. */
+static void maybe_add_thread(struct nbd_conn *c) {
+        if (atomic_load(&c->waiting) > 0)
+                return; /* a thread is ready to read the next request (rechecked below) */
+        LOCK_GUARD(&c->lock);
+        if (c->waiting > 0 || c->nthreads >= nbd_conn_threads || c->nthreads >= NBD_MAX_THREADS)
+                return;
+        if (pthread_create(&c->threads[c->nthreads], NULL, worker_thread, c) == 0)
+                c->nthreads++;
+}
+
+static void worker_loop(struct nbd_conn *c) {
+        struct tbuf tb = { 0 };
+
+        for (;;) {
+                struct nbd_req req;
+                int e;
+
+                atomic_fetch_add(&c->waiting, 1);
+                pthread_mutex_lock(&c->read_lock);
+                atomic_fetch_sub(&c->waiting, 1);
+                if (c->stop) {
+                        pthread_mutex_unlock(&c->read_lock);
+                        break;
+                }
+                e = read_request(c, &req, &tb);
+                if (e <= 0) {
+                        c->stop = true;
+                        c->result = e;
+                }
+                pthread_mutex_unlock(&c->read_lock);
+                if (e <= 0)
+                        break;
+                if (e == 1) {
+                        maybe_add_thread(c);
+                        run_request(&req);
+                }
+                tbuf_trim(&tb);
+        }
+        free(tb.p);
+}
+
+static void *worker_thread(void *arg) {
+        worker_loop(arg);
+        return NULL;
+}
+
+int nbd_transmission(struct nbd_conn *c) {
+        unsigned n;
+
+        WITH_LOCK(&c->lock)
+                c->nthreads = 1; /* this thread */
+        worker_loop(c);
+        /* DISC or end of stream: the other threads finish (and answer) what they carry. */
+        for (unsigned i = 1;; i++) {
+                WITH_LOCK(&c->lock)
+                        n = c->nthreads;
+                if (i >= n)
+                        break;
+                pthread_join(c->threads[i], NULL);
+        }
+        return c->result;
 }
