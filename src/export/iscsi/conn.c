@@ -636,8 +636,12 @@ static int handle_tmf(struct iscsi_conn *c, struct iscsi_pdu *p) {
                         }
                         if (found)
                                 abort_tasks(c, match_itt, &ref);
-                        else
-                                resp = sn_lt(refsn, exp_sn(c)) ? 0 : 1;
+                        else {
+                                /* RFC 7143 §11.5.1: a RefCmdSN inside the window not yet received is
+                                 * "Function complete"; anything else (already answered) does not exist. */
+                                uint32_t e = exp_sn(c);
+                                resp = (sn_le(e, refsn) && sn_le(refsn, e + c->window - 1)) ? 0 : 1;
+                        }
                         break;
                 }
                 case 2: /* ABORT TASK SET */
