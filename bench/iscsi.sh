@@ -28,8 +28,11 @@ oriond=$build/src/daemon/oriond
 
 tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/orion-bench.XXXXXX")
 pids=()
+tgtd_pid=
 cleanup() {
         for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+        # tgtd ignores SIGTERM while it has targets
+        [ -z "$tgtd_pid" ] || kill -KILL "$tgtd_pid" 2>/dev/null || true
         wait 2>/dev/null || true
         rm -rf "$tmp"
 }
@@ -64,7 +67,7 @@ url_orion=iscsi://127.0.0.1:$p_orion/iqn.2026-11.org.orion:disk/0
 p_tgt=$(port)
 ctl=$((20000 + RANDOM % 20000))
 tgtd -f -C "$ctl" --iscsi portal=127.0.0.1:$p_tgt >"$tmp/tgtd.log" 2>&1 &
-pids+=($!)
+tgtd_pid=$!
 tgt_iqn=iqn.2026-11.org.orion:bench-tgt
 for _ in $(seq 100); do tgtadm -C "$ctl" --lld iscsi --op show --mode target >/dev/null 2>&1 && break; sleep 0.1; done
 tgtadm -C "$ctl" --lld iscsi --op new --mode target --tid 1 -T "$tgt_iqn"
@@ -78,17 +81,16 @@ for u in "$url_orion" "$url_tgt"; do
 done
 
 # The same bridge for both: qemu-nbd (libiscsi inside) re-exports each LUN over NBD for fio.
-bridge() {
-        local p
-        p=$(port)
-        qemu-nbd -t -e 8 -f raw --cache=none --aio=threads -b 127.0.0.1 -p "$p" -x disk "$1" \
-                >"$tmp/qemu-nbd.$2.log" 2>&1 &
+bridge() { # URL NAME: sets $bport
+        bport=$(port)
+        qemu-nbd -t -e 8 -f raw -b 127.0.0.1 -p "$bport" -x disk "$1" >"$tmp/qemu-nbd.$2.log" 2>&1 &
         pids+=($!)
-        for _ in $(seq 300); do nbdinfo --size "nbd://127.0.0.1:$p/disk" >/dev/null 2>&1 && break; sleep 0.1; done
-        echo "$p"
+        for _ in $(seq 300); do nbdinfo --size "nbd://127.0.0.1:$bport/disk" >/dev/null 2>&1 && break; sleep 0.1; done
 }
-b_orion=$(bridge "$url_orion" orion)
-b_tgt=$(bridge "$url_tgt" tgtd)
+bridge "$url_orion" orion
+b_orion=$bport
+bridge "$url_tgt" tgtd
+b_tgt=$bport
 
 # name rw bs iodepth
 workloads=("4k-randread randread 4k 32" "4k-randwrite randwrite 4k 32" "1M-seqread read 1M 8" "1M-seqwrite write 1M 8")
