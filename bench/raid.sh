@@ -4,6 +4,8 @@
 # all exported by one oriond, measured with fio's nbd engine in one run: 1M sequential write,
 # 1M sequential read, 4k random read. Then the in-process parity speed (bench/raid-parity.c,
 # the layer's own parity code) against a plain C loop. Not a test: nothing is asserted.
+# Each array has MEMBERS data members (raid5 one more, raid6 two more), so that with the 64K
+# chunk a 1M request covers whole rows (4 x 64K) and is written as full stripes.
 # Usage: bench/raid.sh [-r RUNTIME_S] [-m MEMBER_MB] [-n MEMBERS] [-b BUILD_DIR]
 set -euo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
@@ -45,8 +47,9 @@ mkdir -p "$tmp/state"
 printf '[daemon]\nstate-dir = %s\nnbd-listen = 127.0.0.1:%s\n\n' "$tmp/state" "$port" >"$conf"
 # one member alone (with the same 1M metadata offset as a raid member) and three arrays
 printf '[node single]\ntype = memory\nsize = %dM\n\n' "$member_mb" >>"$conf"
+nmem() { case $1 in r0) echo $members ;; r5) echo $((members + 1)) ;; r6) echo $((members + 2)) ;; esac; }
 for a in r0 r5 r6; do
-        for ((i = 0; i < members; i++)); do printf '[node %s-%d]\ntype = memory\nsize = %dM\n\n' $a $i "$member_mb" >>"$conf"; done
+        for ((i = 0; i < $(nmem $a); i++)); do printf '[node %s-%d]\ntype = memory\nsize = %dM\n\n' $a $i "$member_mb" >>"$conf"; done
 done
 printf '[export single]\nnode = single\nprotocols = nbd\n\n' >>"$conf"
 "$oriond" --foreground --config "$conf" --control-socket "$tmp/ctl.sock" --pidfile "$tmp/pid" \
@@ -56,7 +59,7 @@ for _ in $(seq 100); do [ -s "$tmp/pid" ] && break; sleep 0.1; done
 ctl() { "$orionctl" --socket "$tmp/ctl.sock" "$@" >/dev/null; }
 for a in r0:0 r5:5 r6:6; do
         name=${a%:*} level=${a#*:}
-        kids=$(for ((i = 0; i < members; i++)); do printf '%s-%d ' $name $i; done)
+        kids=$(for ((i = 0; i < $(nmem $name); i++)); do printf '%s-%d ' $name $i; done)
         ctl format raid level=$level children="$kids"
         ctl node-add $name raid level=$level children="$kids"
         ctl export-add $name $name protocols=nbd
@@ -77,7 +80,8 @@ print("%.0f %.0f" % (d["bw_bytes"] / 1e6, d["iops"]))
 PY
 }
 
-printf '%d members of %d MiB each (memory), fio nbd engine, %ds per run\n\n' "$members" "$member_mb" "$runtime"
+printf '%d data members of %d MiB each (memory; raid5 +1, raid6 +2), chunk 64K, fio nbd engine, %ds per run\n\n' \
+        "$members" "$member_mb" "$runtime"
 printf '%-8s %14s %14s %16s\n' node "1M seq write" "1M seq read" "4k rand read"
 declare -A res
 for exp in single r0 r5 r6; do

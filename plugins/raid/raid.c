@@ -101,7 +101,7 @@ bool raid_failed(struct raid *r) {
 
 void raid_update_health(struct raid *r) {
         unsigned bad = 0, rebuilding = 0;
-        bool failed;
+        bool failed = false;
 
         WITH_LOCK(&r->lock) {
                 for (unsigned i = 0; i < r->n; i++) {
@@ -195,8 +195,8 @@ int raid_sb_update(struct raid *r, bool clean) {
         struct sb_write w[3 * RAID_MAX_MEMBERS];
         struct orion_req q[3 * RAID_MAX_MEMBERS];
         _cleanup_free_ uint8_t *bufs = NULL;
-        struct raid_sb sb;
-        size_t n;
+        struct raid_sb sb = {};
+        size_t n = 0;
         int ret;
 
         LOCK_GUARD(&r->sb_lock);
