@@ -102,8 +102,11 @@ bool raid_failed(struct raid *r) {
 void raid_update_health(struct raid *r) {
         unsigned bad = 0, rebuilding = 0;
         bool failed = false;
+        double prog = 0;
 
         WITH_LOCK(&r->lock) {
+                if (r->rebuild.running && r->rebuild.end)
+                        prog = 100.0 * (double) r->rebuild.pos / (double) r->rebuild.end;
                 for (unsigned i = 0; i < r->n; i++) {
                         bad += !r->m[i].dev || r->m[i].state == RAID_DEV_FAULTY || r->m[i].state == RAID_DEV_MISSING;
                         rebuilding += r->m[i].dev && r->m[i].state == RAID_DEV_REBUILDING;
@@ -113,8 +116,9 @@ void raid_update_health(struct raid *r) {
         if (failed)
                 orion_bdev_set_health(r->bdev, ORION_HEALTH_FAILED, "raid%u: too many members lost", r->sb.level);
         else if (bad || rebuilding)
-                orion_bdev_set_health(r->bdev, ORION_HEALTH_DEGRADED, "raid%u: %u of %u members failed or missing, %u rebuilding",
-                                      r->sb.level, bad, r->n, rebuilding);
+                orion_bdev_set_health(r->bdev, ORION_HEALTH_DEGRADED,
+                                      "raid%u: %u of %u members failed or missing, %u rebuilding (%.0f%%)", r->sb.level,
+                                      bad, r->n, rebuilding, prog);
         else
                 orion_bdev_set_health(r->bdev, ORION_HEALTH_OK, NULL);
 }

@@ -188,8 +188,8 @@ static bool rebuild_step(struct raid *r, uint64_t *last_ckpt) {
                 /* the checkpoint: each target's position goes into its superblock */
                 (void) raid_sb_update(r, false);
                 *last_ckpt = mono_ns();
-        }
-        if (done)
+                raid_update_health(r); /* shows the progress in `orionctl status` */
+        } else if (done)
                 raid_update_health(r);
         if (pos >= r->data_size) {
                 WITH_LOCK(&r->lock) {
