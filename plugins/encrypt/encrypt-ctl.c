@@ -418,11 +418,42 @@ static int ctl_header_restore(struct encrypt *e, struct json_object *args, struc
         return 0;
 }
 
+/* cryptsetup may have changed the header behind our back (luksAddKey on the image): take
+ * the disk's newer header if it still describes this volume, so that our next write keeps
+ * its changes. */
+static void refresh(struct encrypt *e) {
+        struct orion_error err = { 0 };
+        struct luks2_digest d;
+        struct luks2_hdr disk;
+
+        if (luks2_hdr_read(&e->io, &disk, &err) < 0)
+                return; /* unreadable now: ours is the good copy, a write repairs the disk */
+        if (disk.seqid == e->hdr.seqid && strcmp(disk.uuid, e->hdr.uuid) == 0) {
+                e->hdr.state[0] = disk.state[0];
+                e->hdr.state[1] = disk.state[1];
+                luks2_hdr_done(&disk);
+                return;
+        }
+        if (disk.seg.offset != e->data_offset || disk.seg.sector_size != e->sector_size ||
+            disk.seg.iv_tweak != e->iv_tweak || strcmp(disk.seg.cipher, e->cipher) != 0 ||
+            luks2_digest_get(&disk, &d, NULL) < 0 || luks2_digest_verify(&d, e->vk, e->vk_len) < 0) {
+                orion_warn("encrypt '%s': the header on disk no longer matches the open volume; keeping ours",
+                           orion_bdev_name(e->self));
+                luks2_hdr_done(&disk);
+                return;
+        }
+        orion_info("encrypt '%s': header changed on disk (epoch %" PRIu64 " -> %" PRIu64 "), reloaded",
+                   orion_bdev_name(e->self), e->hdr.seqid, disk.seqid);
+        luks2_hdr_done(&e->hdr);
+        e->hdr = disk;
+}
+
 int encrypt_ctl(struct orion_bdev *b, const char *verb, struct json_object *args, struct json_object **reply,
                 struct orion_error *err) {
         struct encrypt *e = orion_bdev_priv(b);
         LOCK_GUARD(&e->meta_lock);
 
+        refresh(e);
         if (!strcmp(verb, "dump")) {
                 *reply = luks2_hdr_dump(&e->hdr);
                 return 0;

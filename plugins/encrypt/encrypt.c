@@ -80,6 +80,16 @@ static int passphrase_copy(const char *s, uint8_t **ret, size_t *ret_len, struct
         return 0;
 }
 
+/* orionctl turns key=value words into typed JSON ("1234" becomes a number): take any scalar. */
+static const char *scalar_text(struct json_object *args, const char *key) {
+        struct json_object *v;
+
+        if (!args || !json_object_object_get_ex(args, key, &v) || json_object_is_type(v, json_type_object) ||
+            json_object_is_type(v, json_type_array) || json_object_is_type(v, json_type_null))
+                return NULL;
+        return json_object_get_string(v);
+}
+
 int encrypt_passphrase_from_args(struct json_object *args, const char *prefix, uint8_t **ret, size_t *ret_len,
                                  struct orion_error *err) {
         char k1[32], k2[32];
@@ -88,8 +98,8 @@ int encrypt_passphrase_from_args(struct json_object *args, const char *prefix, u
 
         snprintf(k1, sizeof(k1), "%spassphrase", prefix);
         snprintf(k2, sizeof(k2), "%skey-file", prefix);
-        pass = luks2_jstr(args, k1);
-        file = luks2_jstr(args, k2);
+        pass = scalar_text(args, k1);
+        file = scalar_text(args, k2);
         if (pass && file)
                 return orion_error_set(err, EINVAL, "give either %s or %s, not both", k1, k2);
         if (pass)
@@ -106,7 +116,7 @@ static int passphrase_from_params(const struct orion_params *p, struct json_obje
         const char *file = orion_param_str(p, "key-file"), *pass = orion_param_str(p, "passphrase");
 
         if (!pass)
-                pass = luks2_jstr(args, "passphrase");
+                pass = scalar_text(args, "passphrase");
         if (file && pass)
                 return orion_error_set(err, EINVAL, "encrypt: give either key-file= or a passphrase, not both");
         if (file)

@@ -570,34 +570,25 @@ static void fexp_stop(void) {
         fuse_session_exit(g_fexp.se);
 
         /* A plain unmount ends the connection, so every worker's read fails and the loop ends.
-         * If a user (a loop device, an open file) keeps it busy, detach it lazily instead:
-         * closing the session fd below then aborts the connection and those users get ENOTCONN. */
-        bool unmounted = true;
+         * If a user (a loop device, an open file) keeps it busy, wake the loop instead; libfuse's
+         * unmount below then closes the device, which aborts the connection (those users get
+         * ENOTCONN rather than hanging), and detaches the mount lazily. */
         if (umount2(g_fexp.mountpoint, UMOUNT_NOFOLLOW) < 0) {
-                if (errno == EBUSY) {
+                if (errno == EBUSY)
                         orion_warn("fuse: '%s' is still in use; detaching it, open users get errors",
                                    g_fexp.mountpoint);
-                        wake_loop();
-                        if (umount2(g_fexp.mountpoint, MNT_DETACH | UMOUNT_NOFOLLOW) < 0) {
-                                orion_warn("fuse: detaching '%s' failed: %m", g_fexp.mountpoint);
-                                unmounted = false;
-                        }
-                } else if (errno != EINVAL) { /* EINVAL: already unmounted (the loop has ended) */
+                else if (errno != EINVAL) /* EINVAL: already unmounted (the loop has ended) */
                         orion_warn("fuse: unmounting '%s' failed: %m", g_fexp.mountpoint);
-                        unmounted = false;
-                }
+                wake_loop();
         }
-        if (!unmounted)
-                wake_loop(); /* still mounted: make a worker notice the exit */
         pthread_join(g_fexp.loop_thread, NULL);
 
         pthread_rwlock_wrlock(&g_fexp.se_lock);
         struct fuse_session *se = TAKE_PTR(g_fexp.se);
         g_fexp.loop_running = false;
         pthread_rwlock_unlock(&g_fexp.se_lock);
-        if (!unmounted)
-                fuse_session_unmount(se); /* libfuse's own try (fusermount3 when not root) */
-        fuse_session_destroy(se);         /* closes the device: a detached mount now aborts */
+        fuse_session_unmount(se); /* quiet when already unmounted (the device reports POLLERR) */
+        fuse_session_destroy(se);
 
         /* The kernel's opens and lookups died with the connection. */
         struct orion_export *drops[64];
