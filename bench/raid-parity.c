@@ -97,7 +97,8 @@ int main(int argc, char **argv) {
         printf("parity over %zu MiB of streaming data, %d+P+Q, %d KiB chunks, one thread:\n", total >> 20, K,
                CHUNK / 1024);
         printf("                                  per CPU-second   wall clock\n");
-        printf("  P+Q (pq_gen via parity_gen_pq)  %6.1f GB/s      %6.1f GB/s\n", best_pq / 1e9, wall_pq / 1e9);
+        printf("  P+Q (pq_gen via parity_gen_pq)  %6.1f GB/s      %6.1f GB/s\n", best_pq / 1e9,
+               wall_pq / 1e9);
         printf("  P   (xor_gen via parity_gen_p)  %6.1f GB/s      %6.1f GB/s\n", best_p / 1e9, wall_p / 1e9);
         printf("  P+Q naive C byte loop           %6.1f GB/s\n", naive / 1e9);
         free(mem);
