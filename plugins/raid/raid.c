@@ -434,6 +434,10 @@ static int assemble(struct raid *r, const struct orion_params *p, unsigned level
         int ret;
 
         for (size_t i = 0; i < n; i++) {
+                for (size_t j = 0; j < i; j++)
+                        if (devs[j] == devs[i])
+                                return orion_error_set(err, EINVAL, "raid: '%s' is named twice",
+                                                       orion_bdev_name(devs[i]));
                 c[i].dev = devs[i];
                 c[i].child = i < nchildren;
                 c[i].sbr = read_sb(devs[i], &c[i].sb);

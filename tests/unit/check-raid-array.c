@@ -365,6 +365,12 @@ START_TEST(test_foreign_member_refused) {
         ck_assert_int_eq(
                 t_node_add_err("r", "raid", t_params("level", "6", "children", "e0 e1 e2", NULL), &b, &err),
                 -EINVAL);
+        err = (struct orion_error){ 0 };
+        ck_assert_int_eq(t_node_add_err("r", "raid",
+                                        t_params("level", "5", "children", "e0 e1 e2", "spares", "e1", NULL), &b,
+                                        &err),
+                         -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err.msg, "named twice"));
 }
 END_TEST
 
