@@ -274,6 +274,8 @@ int sbc_write_same(struct scsi_cmd *c) {
         c->xfer_len = ndob ? 0 : bs;
         if ((f >> 5) != 0 || (f & 0x10) || (f & 0x06))
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
+        if (lu->readonly)
+                return scsi_check(c, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
         if (unmap && !lu->thin) /* LBPWS = 0: the UNMAP bit is refused, as VPD B2h says */
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
         if (range_bad(lu, lba, n))
@@ -317,6 +319,8 @@ int sbc_unmap(struct scsi_cmd *c) {
         const uint8_t *p = c->out;
         int r;
 
+        if (lu->readonly)
+                return scsi_check(c, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
         if (!lu->thin)
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_OPCODE);
         if (c->cdb[1] & 0x01) /* ANCHOR: not supported */
@@ -326,8 +330,6 @@ int sbc_unmap(struct scsi_cmd *c) {
                 return 0;
         if (plen < 8 || c->out_len < 8)
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_PARAM_LIST_LENGTH_ERROR);
-        if (lu->readonly)
-                return scsi_check(c, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
         uint32_t avail = MIN(plen, c->out_len);
         uint32_t bdl = get_be16(p + 2);
         if (bdl > avail - 8)

@@ -1,0 +1,302 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The encrypt layer loaded as a plugin and stacked on a memory node through the core: format,
+ * open, data round trips (ciphertext on the child, never plaintext), reopen, wrong
+ * passphrase, write-zeroes and discard behaviour, and the ctl verbs. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "t-core.h"
+
+static char g_dir[64];
+static char g_key1[96], g_key2[96], g_key3[96];
+
+static void write_file(const char *path, const char *text) {
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(text, f);
+        fclose(f);
+}
+
+static void setup(void) {
+        t_core_setup();
+        snprintf(g_dir, sizeof(g_dir), "/tmp/check-encrypt.XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(g_dir));
+        snprintf(g_key1, sizeof(g_key1), "%s/k1", g_dir);
+        snprintf(g_key2, sizeof(g_key2), "%s/k2", g_dir);
+        snprintf(g_key3, sizeof(g_key3), "%s/k3", g_dir);
+        write_file(g_key1, "first passphrase\n"); /* the newline is part of it */
+        write_file(g_key2, "second");
+        write_file(g_key3, "third");
+        t_node_add("mem", "memory", t_params("size", "24M", NULL));
+}
+
+static void teardown(void) {
+        char cmd[128];
+        t_core_teardown();
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
+        ck_assert_int_eq(system(cmd), 0);
+}
+
+static int format(const char *sector, bool force, struct orion_error *err) {
+        const struct orion_plugin *t = registry_find("encrypt", err);
+        struct json_object *kv = t_params("child", "mem", "key-file", g_key1, "sector-size", sector, "pbkdf", "pbkdf2",
+                                          "pbkdf-force-iterations", "1000", "label", "unit", NULL);
+        struct orion_params *p;
+        int r;
+
+        ck_assert_ptr_nonnull(t);
+        ck_assert_ptr_nonnull(t->format);
+        p = params_new(t, kv, err);
+        json_object_put(kv);
+        ck_assert_ptr_nonnull(p);
+        r = t->format(p, force, NULL, err);
+        params_free(p);
+        return r;
+}
+
+static struct orion_bdev *open_vol(const char *key_file) {
+        return t_node_add("vol", "encrypt", t_params("child", "mem", "key-file", key_file, NULL));
+}
+
+static int ctl(struct orion_bdev *b, const char *verb, const char *json, struct json_object **reply,
+               struct orion_error *err) {
+        struct json_object *args = json_tokener_parse(json);
+        int r;
+
+        ck_assert_ptr_nonnull(args);
+        *reply = NULL;
+        r = orion_bdev_ctl(b, verb, args, reply, err);
+        json_object_put(args);
+        return r;
+}
+
+START_TEST(test_format_open_io) {
+        const char *sector = _i ? "512" : "4096";
+        struct orion_error err = { 0 };
+        struct orion_bdev *vol, *mem;
+        static char w[65536], r[65536], raw[65536];
+
+        ck_assert_msg(format(sector, false, &err) == 0, "%s", err.msg);
+        vol = open_vol(g_key1);
+        mem = graph_node_find("mem");
+        ck_assert_uint_eq(orion_bdev_size(vol), (24u << 20) - (16u << 20));
+        ck_assert_uint_eq(orion_bdev_block_size(vol), (uint32_t) atoi(sector));
+        t_pattern(w, sizeof(w), 0, 7);
+        ck_assert_int_eq(orion_bdev_pwrite(vol, w, sizeof(w), 1 << 20, 0), 0);
+        ck_assert_int_eq(orion_bdev_pread(vol, r, sizeof(r), 1 << 20, 0), 0);
+        ck_assert_mem_eq(w, r, sizeof(w));
+        /* The child holds ciphertext at data offset + off, not the plaintext. */
+        ck_assert_int_eq(orion_bdev_pread(mem, raw, sizeof(raw), (16u << 20) + (1u << 20), 0), 0);
+        ck_assert(memcmp(raw, w, sizeof(w)) != 0);
+        ck_assert(memmem(raw, sizeof(raw), w, 64) == NULL);
+        /* Unaligned I/O goes through the core's read-modify-write. */
+        ck_assert_int_eq(orion_bdev_pwrite(vol, "hello", 5, 100, 0), 0);
+        ck_assert_int_eq(orion_bdev_pread(vol, r, 5, 100, 0), 0);
+        ck_assert_mem_eq(r, "hello", 5);
+        /* write-zeroes reads back as zeroes, stored encrypted; discard is refused by default. */
+        ck_assert_int_eq(orion_bdev_write_zeroes(vol, 8192, 1 << 20, 0), 0);
+        ck_assert_int_eq(orion_bdev_pread(vol, r, 8192, 1 << 20, 0), 0);
+        ck_assert(t_is_zero(r, 8192));
+        ck_assert_int_eq(orion_bdev_pread(mem, raw, 8192, (16u << 20) + (1u << 20), 0), 0);
+        ck_assert(!t_is_zero(raw, 8192));
+        ck_assert_int_eq(orion_bdev_write_zeroes(vol, 8192, 0, ORION_FAST_ZERO), -ENOTSUP);
+        ck_assert_int_lt(orion_bdev_discard(vol, 8192, 0, 0), 0);
+        ck_assert_int_eq(orion_bdev_flush(vol, 0), 0);
+        /* Reopen: the same plaintext. */
+        t_node_remove("vol");
+        vol = open_vol(g_key1);
+        ck_assert_int_eq(orion_bdev_pread(vol, r, sizeof(r), (1 << 20) + 8192, 0), 0);
+        ck_assert_mem_eq(w + 8192, r, sizeof(r) - 8192);
+        t_node_remove("vol");
+}
+END_TEST
+
+START_TEST(test_wrong_passphrase_and_refusals) {
+        struct orion_error err = { 0 };
+        struct orion_bdev *b = NULL;
+        static uint8_t before[1 << 16], after[1 << 16];
+        struct orion_bdev *mem = graph_node_find("mem");
+
+        /* No header yet. */
+        ck_assert_int_eq(t_node_add_err("vol", "encrypt", t_params("child", "mem", "key-file", g_key1, NULL), &b, &err),
+                         -ENODEV);
+        ck_assert_ptr_nonnull(strstr(err.msg, "no LUKS2 header"));
+        ck_assert_int_eq(format("4096", false, &err), 0);
+        ck_assert_int_eq(orion_bdev_pread(mem, before, sizeof(before), 0, 0), 0);
+        memset(&err, 0, sizeof(err));
+        ck_assert_int_eq(t_node_add_err("vol", "encrypt", t_params("child", "mem", "key-file", g_key2, NULL), &b, &err),
+                         -EPERM);
+        ck_assert_ptr_nonnull(strstr(err.msg, "no key available with this passphrase"));
+        ck_assert_int_eq(orion_bdev_pread(mem, after, sizeof(after), 0, 0), 0);
+        ck_assert_mem_eq(before, after, sizeof(before)); /* touched nothing */
+        memset(&err, 0, sizeof(err));
+        ck_assert_int_eq(t_node_add_err("vol", "encrypt", t_params("child", "mem", "key-file", "/nonexistent", NULL), &b,
+                                        &err),
+                         -ENOENT);
+        memset(&err, 0, sizeof(err));
+        ck_assert_int_eq(t_node_add_err("vol", "encrypt", t_params("child", "mem", NULL), &b, &err), -EINVAL);
+        /* Format refuses to overwrite a LUKS header without force. */
+        memset(&err, 0, sizeof(err));
+        ck_assert_int_eq(format("4096", false, &err), -EEXIST);
+        ck_assert_ptr_nonnull(strstr(err.msg, "LUKS"));
+        ck_assert_int_eq(format("512", true, &err), 0);
+        /* An ext4 superblock is refused too. */
+        static const uint8_t ext4_magic[2] = { 0x53, 0xef };
+        ck_assert_int_eq(orion_bdev_write_zeroes(mem, 1 << 20, 0, 0), 0);
+        uint8_t blk[4096] = { 0 };
+        memcpy(blk + 0x438, ext4_magic, 2);
+        ck_assert_int_eq(orion_bdev_pwrite(mem, blk, sizeof(blk), 0, 0), 0);
+        memset(&err, 0, sizeof(err));
+        ck_assert_int_eq(format("4096", false, &err), -EEXIST);
+        ck_assert_ptr_nonnull(strstr(err.msg, "ext2/3/4"));
+}
+END_TEST
+
+START_TEST(test_ctl_verbs) {
+        struct orion_error err = { 0 };
+        struct json_object *reply = NULL, *v;
+        struct orion_bdev *vol;
+        char json[512], backup[128];
+
+        ck_assert_int_eq(format("4096", false, &err), 0);
+        vol = open_vol(g_key1);
+        /* add-key with a new key file; checked existing passphrase */
+        snprintf(json, sizeof(json),
+                 "{\"new-key-file\":\"%s\",\"key-file\":\"%s\",\"pbkdf\":\"argon2id\",\"pbkdf-force-iterations\":1,"
+                 "\"pbkdf-memory\":\"64\",\"pbkdf-parallel\":1}",
+                 g_key2, g_key1);
+        ck_assert_msg(ctl(vol, "add-key", json, &reply, &err) == 0, "%s", err.msg);
+        ck_assert(json_object_object_get_ex(reply, "keyslot", &v));
+        ck_assert_int_eq(json_object_get_int(v), 1);
+        json_object_put(reply);
+        /* a wrong existing passphrase is refused */
+        snprintf(json, sizeof(json), "{\"new-passphrase\":\"x\",\"passphrase\":\"nope\",\"pbkdf\":\"pbkdf2\","
+                                     "\"pbkdf-force-iterations\":1000}");
+        ck_assert_int_eq(ctl(vol, "add-key", json, &reply, &err), -EPERM);
+        /* dump shows both keyslots */
+        memset(&err, 0, sizeof(err));
+        ck_assert_int_eq(ctl(vol, "dump", "{}", &reply, &err), 0);
+        ck_assert(json_object_object_get_ex(reply, "keyslots", &v));
+        ck_assert_int_eq(json_object_object_length(v), 2);
+        ck_assert_ptr_nonnull(strstr(json_object_to_json_string(reply), "\"unit\""));
+        json_object_put(reply);
+        /* backup now, then change key 2 -> 3 and remove key 1 */
+        snprintf(backup, sizeof(backup), "%s/hdr.bak", g_dir);
+        snprintf(json, sizeof(json), "{\"argv\":[\"%s\"]}", backup);
+        ck_assert_msg(ctl(vol, "header-backup", json, &reply, &err) == 0, "%s", err.msg);
+        json_object_put(reply);
+        ck_assert_int_eq(ctl(vol, "header-backup", json, &reply, &err), -EEXIST);
+        snprintf(json, sizeof(json), "{\"key-file\":\"%s\",\"new-key-file\":\"%s\",\"pbkdf\":\"pbkdf2\","
+                                     "\"pbkdf-force-iterations\":1000}", g_key2, g_key3);
+        memset(&err, 0, sizeof(err));
+        ck_assert_msg(ctl(vol, "change-key", json, &reply, &err) == 0, "%s", err.msg);
+        ck_assert(json_object_object_get_ex(reply, "keyslot", &v));
+        ck_assert_int_eq(json_object_get_int(v), 1);
+        json_object_put(reply);
+        ck_assert_int_eq(ctl(vol, "remove-key", "{\"keyslot\":0}", &reply, &err), 0);
+        json_object_put(reply);
+        /* the last one is protected */
+        memset(&err, 0, sizeof(err));
+        ck_assert_int_eq(ctl(vol, "remove-key", "{\"keyslot\":1}", &reply, &err), -EBUSY);
+        ck_assert_int_eq(ctl(vol, "frobnicate", "{}", &reply, &err), -EOPNOTSUPP);
+        t_node_remove("vol");
+        /* key 1 and 2 no longer open; key 3 does */
+        struct orion_bdev *b = NULL;
+        ck_assert_int_eq(t_node_add_err("vol", "encrypt", t_params("child", "mem", "key-file", g_key1, NULL), &b, &err),
+                         -EPERM);
+        ck_assert_int_eq(t_node_add_err("vol", "encrypt", t_params("child", "mem", "key-file", g_key2, NULL), &b, &err),
+                         -EPERM);
+        vol = open_vol(g_key3);
+        /* restore the backup: keys 1 and 2 are back */
+        snprintf(json, sizeof(json), "{\"file\":\"%s\"}", backup);
+        memset(&err, 0, sizeof(err));
+        ck_assert_msg(ctl(vol, "header-restore", json, &reply, &err) == 0, "%s", err.msg);
+        json_object_put(reply);
+        t_node_remove("vol");
+        vol = open_vol(g_key1);
+        t_node_remove("vol");
+        vol = open_vol(g_key2);
+        t_node_remove("vol");
+}
+END_TEST
+
+/* A damaged primary header is repaired from the secondary after a successful unlock. */
+START_TEST(test_repair) {
+        struct orion_error err = { 0 };
+        struct orion_bdev *mem = graph_node_find("mem"), *vol;
+        uint8_t blk[4096], blk2[4096];
+        struct json_object *st;
+
+        ck_assert_int_eq(format("4096", false, &err), 0);
+        ck_assert_int_eq(orion_bdev_pread(mem, blk, sizeof(blk), 4096, 0), 0);
+        blk[5] ^= 0x20;
+        ck_assert_int_eq(orion_bdev_pwrite(mem, blk, sizeof(blk), 4096, 0), 0);
+        vol = open_vol(g_key1);
+        st = json_object_new_object();
+        graph_node_info(vol, st, false);
+        ck_assert_ptr_nonnull(strstr(json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN), "\"header-primary\":\"ok\""));
+        json_object_put(st);
+        ck_assert_int_eq(orion_bdev_pread(mem, blk2, sizeof(blk2), 4096, 0), 0);
+        blk[5] ^= 0x20;
+        ck_assert_mem_eq(blk, blk2, sizeof(blk));
+        t_node_remove("vol");
+        /* both copies damaged: a clear error */
+        blk[5] ^= 0x20;
+        ck_assert_int_eq(orion_bdev_pwrite(mem, blk, sizeof(blk), 4096, 0), 0);
+        ck_assert_int_eq(orion_bdev_pwrite(mem, blk, sizeof(blk), 16384 + 4096, 0), 0);
+        struct orion_bdev *b = NULL;
+        memset(&err, 0, sizeof(err));
+        ck_assert_int_eq(t_node_add_err("vol", "encrypt", t_params("child", "mem", "key-file", g_key1, NULL), &b, &err),
+                         -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err.msg, "both LUKS2 header copies are damaged"));
+}
+END_TEST
+
+/* Chain conformance: passthru above and below, the same checks check-chain makes. */
+START_TEST(test_sandwich) {
+        struct orion_error err = { 0 };
+        static char buf[65536 + 1000], back[65536 + 1000];
+        const struct orion_plugin *t = registry_find("encrypt", &err);
+        struct json_object *kv;
+        struct orion_params *p;
+        struct orion_bdev *top;
+
+        t_node_add("below", "passthru", t_params("child", "mem", NULL));
+        kv = t_params("child", "below", "key-file", g_key1, "pbkdf", "pbkdf2", "pbkdf-force-iterations", "1000", NULL);
+        p = params_new(t, kv, &err);
+        json_object_put(kv);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_msg(t->format(p, false, NULL, &err) == 0, "%s", err.msg);
+        params_free(p);
+        t_node_add("vol", "encrypt", t_params("child", "below", "key-file", g_key1, NULL));
+        top = t_node_add("above", "passthru", t_params("child", "vol", NULL));
+        t_pattern(buf, sizeof buf, 77, 3);
+        ck_assert_int_eq(orion_bdev_pwrite(top, buf, sizeof buf, 12345, 0), 0);
+        ck_assert_int_eq(orion_bdev_flush(top, 0), 0);
+        ck_assert_int_eq(orion_bdev_pread(top, back, sizeof back, 12345, 0), 0);
+        ck_assert_mem_eq(buf, back, sizeof buf);
+        ck_assert_int_eq(orion_bdev_write_zeroes(top, 4096, 16384, 0), 0);
+        ck_assert_int_eq(orion_bdev_pread(top, back, 4096, 16384, 0), 0);
+        ck_assert(t_is_zero(back, 4096));
+        t_node_remove("above");
+        t_node_remove("vol");
+        t_node_remove("below");
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("encrypt");
+        TCase *tc = tcase_create("layer");
+
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 60);
+        tcase_add_loop_test(tc, test_format_open_io, 0, 2);
+        tcase_add_test(tc, test_wrong_passphrase_and_refusals);
+        tcase_add_test(tc, test_ctl_verbs);
+        tcase_add_test(tc, test_repair);
+        tcase_add_test(tc, test_sandwich);
+        suite_add_tcase(s, tc);
+        return t_run(s);
+}
