@@ -138,8 +138,8 @@ static int find_role(struct raid *r, const char *name) {
 }
 
 static int ctl_fail(struct raid *r, const char *name, struct orion_error *err) {
-        bool lost[RAID_MAX_MEMBERS];
-        int role;
+        bool lost[RAID_MAX_MEMBERS] = {};
+        int role = -1;
 
         pthread_rwlock_rdlock(&r->cfg);
         WITH_LOCK(&r->lock) {

@@ -101,9 +101,12 @@ bool raid_failed(struct raid *r) {
 
 void raid_update_health(struct raid *r) {
         unsigned bad = 0, rebuilding = 0;
-        bool failed;
+        bool failed = false;
+        double prog = 0;
 
         WITH_LOCK(&r->lock) {
+                if (r->rebuild.running && r->rebuild.end)
+                        prog = 100.0 * (double) r->rebuild.pos / (double) r->rebuild.end;
                 for (unsigned i = 0; i < r->n; i++) {
                         bad += !r->m[i].dev || r->m[i].state == RAID_DEV_FAULTY || r->m[i].state == RAID_DEV_MISSING;
                         rebuilding += r->m[i].dev && r->m[i].state == RAID_DEV_REBUILDING;
@@ -113,8 +116,9 @@ void raid_update_health(struct raid *r) {
         if (failed)
                 orion_bdev_set_health(r->bdev, ORION_HEALTH_FAILED, "raid%u: too many members lost", r->sb.level);
         else if (bad || rebuilding)
-                orion_bdev_set_health(r->bdev, ORION_HEALTH_DEGRADED, "raid%u: %u of %u members failed or missing, %u rebuilding",
-                                      r->sb.level, bad, r->n, rebuilding);
+                orion_bdev_set_health(r->bdev, ORION_HEALTH_DEGRADED,
+                                      "raid%u: %u of %u members failed or missing, %u rebuilding (%.0f%%)", r->sb.level,
+                                      bad, r->n, rebuilding, prog);
         else
                 orion_bdev_set_health(r->bdev, ORION_HEALTH_OK, NULL);
 }
@@ -195,8 +199,8 @@ int raid_sb_update(struct raid *r, bool clean) {
         struct sb_write w[3 * RAID_MAX_MEMBERS];
         struct orion_req q[3 * RAID_MAX_MEMBERS];
         _cleanup_free_ uint8_t *bufs = NULL;
-        struct raid_sb sb;
-        size_t n;
+        struct raid_sb sb = {};
+        size_t n = 0;
         int ret;
 
         LOCK_GUARD(&r->sb_lock);

@@ -54,7 +54,7 @@ static bool membership_work_locked(struct raid *r) {
 static void membership_changes(struct raid *r) {
         struct orion_bdev *release[3 * RAID_MAX_MEMBERS];
         unsigned nrel = 0;
-        bool changed = false, need;
+        bool changed = false, need = false;
 
         WITH_LOCK(&r->lock) need = membership_work_locked(r);
         if (!need)
@@ -147,7 +147,7 @@ static uint64_t rebuild_advance(struct raid *r, uint64_t moff, bool *ret_done) {
 
 static bool rebuild_step(struct raid *r, uint64_t *last_ckpt) {
         struct raid_job *j = &r->rebuild;
-        uint64_t t0 = mono_ns(), pos;
+        uint64_t t0 = mono_ns(), pos = 0;
         bool done = false;
 
         WITH_LOCK(&r->lock) {
@@ -188,8 +188,8 @@ static bool rebuild_step(struct raid *r, uint64_t *last_ckpt) {
                 /* the checkpoint: each target's position goes into its superblock */
                 (void) raid_sb_update(r, false);
                 *last_ckpt = mono_ns();
-        }
-        if (done)
+                raid_update_health(r); /* shows the progress in `orionctl status` */
+        } else if (done)
                 raid_update_health(r);
         if (pos >= r->data_size) {
                 WITH_LOCK(&r->lock) {

@@ -32,8 +32,8 @@ void sync_scrub_stop(struct raid *r) {
 
 bool scrub_step(struct raid *r) {
         struct raid_job *j = &r->scrub;
-        uint64_t t0 = mono_ns(), pos;
-        enum sync_mode mode;
+        uint64_t t0 = mono_ns(), pos = 0;
+        enum sync_mode mode = SYNC_CHECK;
 
         WITH_LOCK(&r->lock) {
                 if (!j->running)

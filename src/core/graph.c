@@ -449,7 +449,14 @@ int graph_flush_all(void) {
 void graph_close_all(void) {
         graph_lock();
         while (g_nnodes) {
-                struct orion_bdev *b = g_nodes[--g_nnodes];
+                /* The newest node nothing else holds: children attached at run time (raid
+                 * spares, replacements) are newer than their parent but must outlive it. */
+                size_t i = g_nnodes - 1;
+                while (i > 0 && g_nodes[i]->nparents > 0)
+                        i--;
+                struct orion_bdev *b = g_nodes[i];
+                memmove(&g_nodes[i], &g_nodes[i + 1], (g_nnodes - i - 1) * sizeof *g_nodes);
+                g_nnodes--;
                 node_close(b);
         }
         free(g_nodes);

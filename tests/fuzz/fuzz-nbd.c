@@ -57,9 +57,12 @@ static void setup(void) {
         orion_log_set_level(getenv("NBD_FUZZ_DEBUG") ? ORION_LOG_DEBUG : ORION_LOG_ERR);
         if (registry_init(NULL) < 0 || pool_init(4) < 0)
                 abort();
-        static char *no_listen[] = { NULL };
         config_init(&g_cfg);
-        g_cfg.nbd_listen = no_listen; /* the driver starts without sockets */
+        /* No nbd-listen: the driver starts without sockets. */
+        for (char **a = g_cfg.nbd_listen; a && *a; a++)
+                free(*a);
+        free(g_cfg.nbd_listen);
+        g_cfg.nbd_listen = calloc(1, sizeof(char *));
         if (exports_start(&g_cfg, &err) < 0)
                 abort();
         p = json_object_new_object();

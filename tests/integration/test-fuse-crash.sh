@@ -64,6 +64,16 @@ grep -q "stale mount" "$tmp/oriond.log" || die "restart did not report the stale
 cmp -n $((8 << 20)) "$img" "$tmp/a" || die "fsync'ed data a lost"
 cmp -n $((4 << 20)) -i $((16 << 20)):0 "$img" "$tmp/b" || die "fsync'ed data b lost"
 cmp -n $((8 << 20)) "$mnt/cached.img" "$tmp/a" || die "fsync'ed data of the page-cache export lost"
+
+# Shutdown while a loop device still uses the image: oriond stops, the mount goes away, and
+# the loop device's I/O fails instead of hanging.
+dev=$(fuse_losetup "$img")
 stop_oriond
-mountpoint -q "$mnt" && die "still mounted after a clean stop"
+grep -q "still in use" "$tmp/oriond.log" || die "busy shutdown not reported"
+mountpoint -q "$mnt" && die "still mounted after stop"
+rc=0
+timeout 20 dd if="$dev" of=/dev/null bs=4k count=1 iflag=direct status=none 2>"$tmp/err" || rc=$?
+[ $rc -ne 0 ] || die "loop device still reads after oriond stopped"
+[ $rc -ne 124 ] || die "loop device I/O hangs after oriond stopped"
+losetup -d "$dev" || die "losetup -d failed"
 exit 0

@@ -37,6 +37,9 @@ orionctl export-add second ram1 protocols=fuse fuse-uid=0 fuse-mode=0604 >/dev/n
 [ "$(stat -c '%u %g %a %s' "$mnt/second.img")" = "0 4321 604 $((16 << 20))" ] ||
         die "export overrides not applied: $(stat -c '%u %g %a %s' "$mnt/second.img")"
 ls "$mnt" | grep -qx second.img || die "readdir does not list second.img"
+orionctl status >"$tmp/status" || die "status failed"
+grep -q "mountpoint: $mnt" "$tmp/status" && grep -q "mounted: yes" "$tmp/status" && grep -q "files: 2" "$tmp/status" ||
+        { cat "$tmp/status" >&2; die "status does not describe the FUSE server"; }
 head -c 65536 /dev/urandom >"$tmp/data"
 dd if="$tmp/data" of="$mnt/second.img" conv=notrunc,fsync status=none || die "write to second.img failed"
 cmp -n 65536 "$mnt/second.img" "$tmp/data" || die "second.img reads back wrong"

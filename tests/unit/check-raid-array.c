@@ -172,6 +172,15 @@ static void level_roundtrip(const char *level, unsigned n) {
         /* members in another order assemble into the same array */
         r = array(level, shuffled, NULL);
         verify(r, model);
+        if (strcmp(level, "1") == 0)
+                /* mirror reads are spread: every member served some */
+                for (unsigned i = 0; i < n; i++) {
+                        char m[16];
+
+                        snprintf(m, sizeof(m), "m%u", i);
+                        ck_assert_msg(atomic_load(&graph_node_find(m)->stats.op[ORION_OP_READ].ops) > 3,
+                                      "mirror %s served no reads", m);
+                }
         if (strcmp(level, "0") != 0)
                 ck_assert_uint_eq(scrub(false), 0);
         t_node_remove("r");

@@ -472,6 +472,7 @@ static void *loop_thread(void *arg) {
         int r = fuse_session_loop_mt(g_fexp.se, lc);
 
         fuse_loop_cfg_destroy(lc);
+        atomic_store(&g_fexp.loop_ended, true);
         if (!atomic_load(&g_fexp.stopping))
                 orion_warn("fuse: session on '%s' ended (%s); image files are gone until restart",
                            g_fexp.mountpoint, r == 0 ? "unmounted" : strerror(r < 0 ? -r : r));
@@ -489,9 +490,12 @@ static int fexp_start(const struct daemon_config *cfg, struct orion_error *err) 
         r = prepare_mountpoint(mp, err);
         if (r < 0)
                 return r;
-        g_fexp.mountpoint = strdup(mp);
-        if (!g_fexp.mountpoint)
+        char *mp_copy = strdup(mp);
+        if (!mp_copy)
                 return orion_error_set(err, ENOMEM, "fuse: out of memory");
+        pthread_rwlock_wrlock(&g_fexp.se_lock);
+        g_fexp.mountpoint = mp_copy;
+        pthread_rwlock_unlock(&g_fexp.se_lock);
         g_fexp.root_uid = getuid();
         g_fexp.root_gid = getgid();
         clock_gettime(CLOCK_REALTIME, &g_fexp.started);
@@ -530,6 +534,7 @@ static int fexp_start(const struct daemon_config *cfg, struct orion_error *err) 
         pthread_rwlock_wrlock(&g_fexp.se_lock);
         g_fexp.se = se;
         atomic_store(&g_fexp.stopping, false);
+        atomic_store(&g_fexp.loop_ended, false);
         r = -pthread_create(&g_fexp.loop_thread, NULL, loop_thread, lc);
         g_fexp.loop_running = r == 0;
         if (r < 0)
@@ -548,7 +553,9 @@ fail_mounted:
         fuse_session_unmount(se);
         fuse_session_destroy(se);
 fail:
+        pthread_rwlock_wrlock(&g_fexp.se_lock);
         free(TAKE_PTR(g_fexp.mountpoint));
+        pthread_rwlock_unlock(&g_fexp.se_lock);
         return r;
 }
 
@@ -570,34 +577,25 @@ static void fexp_stop(void) {
         fuse_session_exit(g_fexp.se);
 
         /* A plain unmount ends the connection, so every worker's read fails and the loop ends.
-         * If a user (a loop device, an open file) keeps it busy, detach it lazily instead:
-         * closing the session fd below then aborts the connection and those users get ENOTCONN. */
-        bool unmounted = true;
+         * If a user (a loop device, an open file) keeps it busy, wake the loop instead; libfuse's
+         * unmount below then closes the device, which aborts the connection (those users get
+         * ENOTCONN rather than hanging), and detaches the mount lazily. */
         if (umount2(g_fexp.mountpoint, UMOUNT_NOFOLLOW) < 0) {
-                if (errno == EBUSY) {
+                if (errno == EBUSY)
                         orion_warn("fuse: '%s' is still in use; detaching it, open users get errors",
                                    g_fexp.mountpoint);
-                        wake_loop();
-                        if (umount2(g_fexp.mountpoint, MNT_DETACH | UMOUNT_NOFOLLOW) < 0) {
-                                orion_warn("fuse: detaching '%s' failed: %m", g_fexp.mountpoint);
-                                unmounted = false;
-                        }
-                } else if (errno != EINVAL) { /* EINVAL: already unmounted (the loop has ended) */
+                else if (errno != EINVAL) /* EINVAL: already unmounted (the loop has ended) */
                         orion_warn("fuse: unmounting '%s' failed: %m", g_fexp.mountpoint);
-                        unmounted = false;
-                }
+                wake_loop();
         }
-        if (!unmounted)
-                wake_loop(); /* still mounted: make a worker notice the exit */
         pthread_join(g_fexp.loop_thread, NULL);
 
         pthread_rwlock_wrlock(&g_fexp.se_lock);
         struct fuse_session *se = TAKE_PTR(g_fexp.se);
         g_fexp.loop_running = false;
         pthread_rwlock_unlock(&g_fexp.se_lock);
-        if (!unmounted)
-                fuse_session_unmount(se); /* libfuse's own try (fusermount3 when not root) */
-        fuse_session_destroy(se);         /* closes the device: a detached mount now aborts */
+        fuse_session_unmount(se); /* quiet when already unmounted (the device reports POLLERR) */
+        fuse_session_destroy(se);
 
         /* The kernel's opens and lookups died with the connection. */
         struct orion_export *drops[64];
@@ -619,16 +617,21 @@ static void fexp_stop(void) {
                         export_unref(drops[i]);
         } while (ndrops == ELEMENTSOF(drops));
         orion_info("fuse: unmounted '%s'", g_fexp.mountpoint);
+        pthread_rwlock_wrlock(&g_fexp.se_lock);
         free(TAKE_PTR(g_fexp.mountpoint));
+        pthread_rwlock_unlock(&g_fexp.se_lock);
 }
 
 static void fexp_status(struct json_object *out) {
         uint64_t bytes, files;
 
         fexp_totals(&bytes, &files);
+        pthread_rwlock_rdlock(&g_fexp.se_lock);
         json_object_object_add(out, "mountpoint",
                                g_fexp.mountpoint ? json_object_new_string(g_fexp.mountpoint) : NULL);
-        json_object_object_add(out, "mounted", json_object_new_boolean(g_fexp.loop_running));
+        bool mounted = g_fexp.loop_running && !atomic_load(&g_fexp.loop_ended);
+        pthread_rwlock_unlock(&g_fexp.se_lock);
+        json_object_object_add(out, "mounted", json_object_new_boolean(mounted));
         json_object_object_add(out, "files", json_object_new_int64((int64_t) files));
         json_object_object_add(out, "cache", json_object_new_string(g_fexp.defaults.direct ? "direct" : "page"));
         json_object_object_add(out, "allow-other", json_object_new_boolean(g_fexp.allow_other));

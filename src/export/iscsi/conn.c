@@ -17,6 +17,7 @@
 
 #define CMD_WINDOW 64
 #define MAX_TASK_DATA (32u << 20) /* largest EDTL of a write we buffer */
+#define MAX_CONN_DATA (256u << 20) /* write data one connection may hold at once */
 
 static uint32_t exp_sn(struct iscsi_conn *c) {
         return __atomic_load_n(&c->exp_cmd_sn, __ATOMIC_ACQUIRE);
@@ -61,6 +62,8 @@ static int send_reject(struct iscsi_conn *c, const uint8_t *bad, uint8_t reason)
 static void task_free(struct iscsi_task *t) {
         if (!t)
                 return;
+        if (t->buf)
+                atomic_fetch_sub(&t->conn->buffered, t->edtl);
         lu_unref(t->lu);
         free(t->buf);
         free(t);
@@ -347,7 +350,21 @@ static int handle_scsi_cmd(struct iscsi_conn *c, struct iscsi_pdu *p) {
                 task_free(tt);
                 return 0;
         }
+        if (atomic_load(&c->buffered) + t->edtl > MAX_CONN_DATA) {
+                /* Too much write data in flight on this connection: ask the initiator to retry. */
+                struct iscsi_task *tt = TAKE_PTR(t);
+                struct scsi_cmd sc = { .status = SAM_TASK_SET_FULL };
+                {
+                        LOCK_GUARD(&c->lock);
+                        task_unlink_locked(c, tt);
+                }
+                (void) send_scsi_rsp(c, tt, &sc, 0);
+                task_free(tt);
+                return 0;
+        }
         t->buf = malloc(t->edtl);
+        if (t->buf)
+                atomic_fetch_add(&c->buffered, t->edtl);
         if (!t->buf) {
                 LOCK_GUARD(&c->lock);
                 task_unlink_locked(c, t);

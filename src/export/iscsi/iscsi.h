@@ -237,7 +237,6 @@ struct iscsi_session {
         struct iscsi_conn *conn;     /* one connection per session (MaxConnections=1) */
         struct iscsi_params params;
         unsigned ua_seen[TARGET_MAX_LUNS]; /* LU ua_gen seen by this nexus */
-        uint8_t sense_pending[TARGET_MAX_LUNS][20]; /* for REQUEST SENSE after a UA */
         struct iscsi_session *next;
 };
 
@@ -253,6 +252,7 @@ struct iscsi_conn {
         unsigned window;            /* MaxCmdSN = ExpCmdSN + window - 1 */
         struct iscsi_task *tasks;   /* every live task of this connection */
         unsigned ntasks_running;    /* queued to or running on the pool */
+        atomic_uint_fast64_t buffered; /* bytes of write data held by this connection's tasks */
         uint32_t next_ttt;
         struct pdu_limits lim;
         struct iscsi_session *sess;

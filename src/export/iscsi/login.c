@@ -299,11 +299,12 @@ static int negotiate_op_key(struct login_state *ls, const char *k, const char *v
         if (strcmp(k, "DefaultTime2Wait") == 0 || strcmp(k, "DefaultTime2Retain") == 0) {
                 if (parse_num(v, 0, 3600, &n) < 0)
                         return text_add(rsp, k, "Reject");
-                if (k[16] == 'W')
-                        p->time2wait = MAX(n, 2u);
+                bool wait = strcmp(k, "DefaultTime2Wait") == 0;
+                if (wait)
+                        p->time2wait = MAX(n, 2u); /* max() */
                 else
-                        p->time2retain = MIN(n, 20u);
-                return text_add(rsp, k, "%u", k[16] == 'W' ? p->time2wait : p->time2retain);
+                        p->time2retain = MIN(n, 20u); /* min() */
+                return text_add(rsp, k, "%u", wait ? p->time2wait : p->time2retain);
         }
         if (strcmp(k, "MaxOutstandingR2T") == 0) {
                 if (parse_num(v, 1, 65535, &n) < 0)

@@ -91,9 +91,15 @@ static bool ua_exempt(uint8_t op) {
 static bool check_ua(struct scsi_cmd *c) {
         unsigned idx = (unsigned) c->lu->lun;
         unsigned gen = atomic_load(&c->lu->ua_gen);
-        if (idx >= TARGET_MAX_LUNS || c->sess->ua_seen[idx] == gen)
+        if (idx >= TARGET_MAX_LUNS)
                 return false;
+        /* several commands of one session may race here: report the UA once */
+        pthread_mutex_lock(&c->lu->lock);
+        bool seen = c->sess->ua_seen[idx] == gen;
         c->sess->ua_seen[idx] = gen;
+        pthread_mutex_unlock(&c->lu->lock);
+        if (seen)
+                return false;
         scsi_check(c, SK_UNIT_ATTENTION, ASC_BUS_DEVICE_RESET);
         return true;
 }

@@ -1,0 +1,136 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# iSCSI target benchmark: the same file served by Orion's target and by tgtd, in one run, driven
+# by the same clients: fio (nbd engine) through a qemu-nbd bridge to iscsi:// (4k random read and
+# write at QD 32, 1M sequential read and write at QD 8), and iscsi-perf (libiscsi directly, 4k
+# random reads, 32 in flight). Prints IOPS and MB/s per target and Orion's ratio to tgtd.
+# Not a test: nothing is asserted. Needs root for tgtd.
+# Usage: bench/iscsi.sh [-r RUNTIME_S] [-s SIZE_MB] [-b BUILD_DIR]
+set -euo pipefail
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+
+runtime=10
+size_mb=512
+build=$(cd "$(dirname "$0")/.." && pwd)/build
+while getopts "r:s:b:" o; do
+        case $o in
+        r) runtime=$OPTARG ;;
+        s) size_mb=$OPTARG ;;
+        b) build=$OPTARG ;;
+        *) echo "usage: $0 [-r RUNTIME_S] [-s SIZE_MB] [-b BUILD_DIR]" >&2; exit 2 ;;
+        esac
+done
+for c in fio qemu-nbd nbdinfo iscsi-perf iscsi-inq tgtd tgtadm /usr/bin/python3; do
+        command -v "$c" >/dev/null || { echo "$c is needed" >&2; exit 1; }
+done
+oriond=$build/src/daemon/oriond
+[ -x "$oriond" ] || { echo "build oriond first ($oriond)" >&2; exit 1; }
+
+tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/orion-bench.XXXXXX")
+pids=()
+cleanup() {
+        for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+        wait 2>/dev/null || true
+        rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+img=$tmp/disk.img
+# Written, not sparse: reads must hit real data on both targets.
+head -c "$((size_mb << 20))" /dev/urandom >"$img"
+
+p_orion=$(port)
+cat >"$tmp/oriond.conf" <<CONF
+[daemon]
+state-dir = $tmp/state
+iscsi-listen = 127.0.0.1:$p_orion
+
+[node disk]
+type = file
+path = $img
+
+[export disk]
+node = disk
+protocols = iscsi
+CONF
+mkdir -p "$tmp/state"
+"$oriond" --foreground --config "$tmp/oriond.conf" --control-socket "$tmp/ctl.sock" \
+        --state-dir "$tmp/state" >"$tmp/oriond.log" 2>&1 &
+pids+=($!)
+url_orion=iscsi://127.0.0.1:$p_orion/iqn.2026-11.org.orion:disk/0
+
+# tgtd on its own portal and management port, LUN 1 = the same file (LUN 0 is tgt's controller).
+p_tgt=$(port)
+ctl=$((20000 + RANDOM % 20000))
+tgtd -f -C "$ctl" --iscsi portal=127.0.0.1:$p_tgt >"$tmp/tgtd.log" 2>&1 &
+pids+=($!)
+tgt_iqn=iqn.2026-11.org.orion:bench-tgt
+for _ in $(seq 100); do tgtadm -C "$ctl" --lld iscsi --op show --mode target >/dev/null 2>&1 && break; sleep 0.1; done
+tgtadm -C "$ctl" --lld iscsi --op new --mode target --tid 1 -T "$tgt_iqn"
+tgtadm -C "$ctl" --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$img"
+tgtadm -C "$ctl" --lld iscsi --op bind --mode target --tid 1 -I ALL
+url_tgt=iscsi://127.0.0.1:$p_tgt/$tgt_iqn/1
+
+for u in "$url_orion" "$url_tgt"; do
+        for _ in $(seq 300); do iscsi-inq "$u" >/dev/null 2>&1 && break; sleep 0.1; done
+        iscsi-inq "$u" >/dev/null || { echo "target $u did not start" >&2; cat "$tmp"/*.log >&2; exit 1; }
+done
+
+# The same bridge for both: qemu-nbd (libiscsi inside) re-exports each LUN over NBD for fio.
+bridge() {
+        local p
+        p=$(port)
+        qemu-nbd -t -e 8 -f raw --cache=none --aio=threads -b 127.0.0.1 -p "$p" -x disk "$1" \
+                >"$tmp/qemu-nbd.$2.log" 2>&1 &
+        pids+=($!)
+        for _ in $(seq 300); do nbdinfo --size "nbd://127.0.0.1:$p/disk" >/dev/null 2>&1 && break; sleep 0.1; done
+        echo "$p"
+}
+b_orion=$(bridge "$url_orion" orion)
+b_tgt=$(bridge "$url_tgt" tgtd)
+
+# name rw bs iodepth
+workloads=("4k-randread randread 4k 32" "4k-randwrite randwrite 4k 32" "1M-seqread read 1M 8" "1M-seqwrite write 1M 8")
+targets=("orion $b_orion" "tgtd $b_tgt")
+
+echo "fio nbd engine -> qemu-nbd -> iscsi://, 1 job, ${runtime}s per run, ${size_mb} MiB file, $(nproc) CPUs" >&2
+for w in "${workloads[@]}"; do
+        read -r wname rw bs qd <<<"$w"
+        for t in "${targets[@]}"; do
+                read -r tname p <<<"$t"
+                fio --name="$wname" --ioengine=nbd --uri="nbd://127.0.0.1:$p/disk" --rw="$rw" --bs="$bs" \
+                    --iodepth="$qd" --numjobs=1 --size="${size_mb}M" --time_based --runtime="$runtime" \
+                    --ramp_time=1 --group_reporting --output-format=json --output="$tmp/$wname.$tname.json" \
+                    >/dev/null 2>&1 || { echo "fio failed: $wname on $tname" >&2; exit 1; }
+                echo "  done $wname on $tname" >&2
+        done
+done
+# iscsi-perf: libiscsi straight to the target, 8 x 512-byte blocks per request, random, 32 in flight.
+for t in "orion $url_orion" "tgtd $url_tgt"; do
+        read -r tname u <<<"$t"
+        timeout $((runtime + 15)) iscsi-perf -m 32 -b 8 -r -t "$runtime" "$u" >"$tmp/perf.$tname.log" 2>&1 || true
+        echo "  done iscsi-perf on $tname" >&2
+done
+
+/usr/bin/python3 - "$tmp" "${workloads[@]}" <<'PY'
+import json, re, sys
+tmp, workloads = sys.argv[1], [w.split()[0] for w in sys.argv[2:]]
+print("%-22s | %-21s | %-21s | %s" % ("workload", "orion IOPS / MB/s", "tgtd IOPS / MB/s", "orion / tgtd"))
+print("-" * 84)
+for w in workloads:
+    res = {}
+    for t in ("orion", "tgtd"):
+        j = json.load(open("%s/%s.%s.json" % (tmp, w, t)))["jobs"][0]
+        side = j["read"] if j["read"]["io_bytes"] > 0 else j["write"]
+        res[t] = (side["iops"], side["bw_bytes"] / 1e6)
+    cells = ["%9.0f / %9.1f" % res[t] for t in ("orion", "tgtd")]
+    print("%-22s | %-21s | %-21s | %.2f" % (w, cells[0], cells[1], res["orion"][0] / max(res["tgtd"][0], 1)))
+res = {}
+for t in ("orion", "tgtd"):
+    txt = open("%s/perf.%s.log" % (tmp, t)).read()
+    m = re.findall(r"([0-9.]+) IOPS", txt) or re.findall(r"iops[^0-9]*([0-9.]+)", txt, re.I)
+    res[t] = float(m[-1]) if m else 0.0
+print("%-22s | %9.0f / %9.1f | %9.0f / %9.1f | %.2f" % ("4k-randread iscsi-perf", res["orion"], res["orion"] * 4096 / 1e6,
+      res["tgtd"], res["tgtd"] * 4096 / 1e6, res["orion"] / max(res["tgtd"], 1)))
+PY
