@@ -469,11 +469,8 @@ static void refresh(struct encrypt *e) {
         e->hdr = disk;
 }
 
-int encrypt_ctl(struct orion_bdev *b, const char *verb, struct json_object *args, struct json_object **reply,
-                struct orion_error *err) {
-        struct encrypt *e = orion_bdev_priv(b);
-        LOCK_GUARD(&e->meta_lock);
-
+static int ctl_locked(struct encrypt *e, const char *verb, struct json_object *args, struct json_object **reply,
+                      struct orion_error *err) {
         refresh(e);
         if (!strcmp(verb, "dump")) {
                 *reply = luks2_hdr_dump(&e->hdr);
@@ -491,4 +488,15 @@ int encrypt_ctl(struct orion_bdev *b, const char *verb, struct json_object *args
                 return ctl_header_restore(e, args, reply, err);
         return orion_error_set(err, EOPNOTSUPP, "encrypt: unknown verb '%s' (add-key, remove-key, change-key, dump, "
                                "header-backup, header-restore)", verb);
+}
+
+int encrypt_ctl(struct orion_bdev *b, const char *verb, struct json_object *args, struct json_object **reply,
+                struct orion_error *err) {
+        struct encrypt *e = orion_bdev_priv(b);
+        int r;
+
+        pthread_mutex_lock(&e->meta_lock);
+        r = ctl_locked(e, verb, args, reply, err);
+        pthread_mutex_unlock(&e->meta_lock);
+        return r;
 }
