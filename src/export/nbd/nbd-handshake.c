@@ -377,6 +377,35 @@ static int opt_meta_context(struct nbd_conn *c, uint32_t option, const uint8_t *
         return opt_ack(c, option);
 }
 
+/* ---- NBD_OPT_STARTTLS ------------------------------------------------------------------------ */
+
+static void reset_negotiation(struct nbd_conn *c) {
+        /* Nothing negotiated in clear text survives the upgrade (downgrade attacks). */
+        c->structured = false;
+        c->meta_base_allocation = false;
+        free(c->meta_export);
+        c->meta_export = NULL;
+}
+
+static int opt_starttls(struct nbd_conn *c, uint32_t len) {
+        int r;
+
+        if (len != 0)
+                return opt_error(c, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data");
+        if (nbd_tls_mode == NBD_TLS_OFF)
+                return opt_error(c, NBD_OPT_STARTTLS, NBD_REP_ERR_UNSUP, "TLS is not enabled on this server");
+        if (c->tls)
+                return opt_error(c, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID, "TLS is already active");
+        r = opt_ack(c, NBD_OPT_STARTTLS);
+        if (r < 0)
+                return r;
+        r = nbd_tls_start(c);
+        if (r < 0)
+                return r;
+        reset_negotiation(c);
+        return 0;
+}
+
 /* ---- The option loop ------------------------------------------------------------------------ */
 
 /* Handle one option whose payload has been read. 1 = start transmission, 0 = next option,
@@ -392,9 +421,7 @@ static int handle_option(struct nbd_conn *c, uint32_t option, const uint8_t *dat
         case NBD_OPT_LIST:
                 return opt_list(c, len);
         case NBD_OPT_STARTTLS:
-                if (len != 0)
-                        return opt_error(c, option, NBD_REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data");
-                return opt_error(c, option, NBD_REP_ERR_UNSUP, "TLS is not supported by this server");
+                return opt_starttls(c, len);
         case NBD_OPT_INFO:
         case NBD_OPT_GO:
                 return opt_info_go(c, option, data, len);
@@ -474,6 +501,16 @@ int nbd_handshake(struct nbd_conn *c) {
                  * cannot be answered, so end the connection. */
                 if (!c->fixed_newstyle && option != NBD_OPT_EXPORT_NAME)
                         return -EPROTO;
+                if (nbd_tls_mode == NBD_TLS_REQUIRE && !c->tls && option != NBD_OPT_STARTTLS &&
+                    option != NBD_OPT_ABORT) {
+                        /* EXPORT_NAME cannot be refused politely. */
+                        if (option == NBD_OPT_EXPORT_NAME)
+                                return -EACCES;
+                        r = opt_error(c, option, NBD_REP_ERR_TLS_REQD, "TLS is required: use NBD_OPT_STARTTLS");
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 r = handle_option(c, option, data, len);
                 if (r == 2)
                         return 0;

@@ -43,7 +43,9 @@ struct nbd_conn {
         struct nbd_server *srv;        /* NULL when run standalone (fuzzing) */
         struct nbd_conn *next;         /* server's list (server lock) */
 
-        /* Negotiation state. */
+        void *tls;                     /* gnutls_session_t once STARTTLS succeeded */
+
+        /* Negotiation state (reset by STARTTLS). */
         bool fixed_newstyle;
         bool no_zeroes;
         bool structured;               /* NBD_OPT_STRUCTURED_REPLY done */
@@ -88,6 +90,20 @@ int nbd_recv_discard(struct nbd_conn *c, uint64_t len);
 /* Send every byte of the vector (MSG_NOSIGNAL). Caller holds write_lock in transmission. */
 int nbd_sendv_full(struct nbd_conn *c, struct iovec *iov, int n);
 int nbd_send_full(struct nbd_conn *c, const void *buf, size_t len);
+
+/* ---- nbd-tls.c: NBD_OPT_STARTTLS ----------------------------------------------------------- */
+enum nbd_tls_mode { NBD_TLS_OFF, NBD_TLS_ON, NBD_TLS_REQUIRE };
+extern enum nbd_tls_mode nbd_tls_mode;
+/* Read nbd-tls, nbd-tls-certificates, nbd-tls-psk and load the credentials. */
+int nbd_tls_setup(const struct daemon_config *cfg, struct orion_error *err);
+void nbd_tls_done(void);
+/* Server side of the TLS handshake on c->fd; sets c->tls. */
+int nbd_tls_start(struct nbd_conn *c);
+/* Send close_notify and free the session. */
+void nbd_tls_close(struct nbd_conn *c);
+/* Like recv(): bytes, 0 at end of stream, -errno. */
+ssize_t nbd_tls_recv(struct nbd_conn *c, void *buf, size_t len);
+int nbd_tls_sendv(struct nbd_conn *c, struct iovec *iov, int n);
 
 /* ---- nbd-reply.c: replies in the transmission phase ----------------------------------------- */
 /* One piece of a read reply: data (from the request's buffer) or a hole that reads as zeroes. */

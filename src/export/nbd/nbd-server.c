@@ -61,6 +61,7 @@ static struct nbd_server g_srv = {
 /* ---- Connections ---------------------------------------------------------------------------- */
 
 static void conn_free(struct nbd_conn *c) {
+        nbd_tls_close(c);
         if (c->exp)
                 export_unref(c->exp);
         free(c->meta_export);
@@ -401,8 +402,8 @@ static int nbd_start(const struct daemon_config *cfg, struct orion_error *err) {
                 r = orion_error_set(err, EINVAL, "nbd: nbd-threads must be 1..%u", NBD_MAX_THREADS);
         if (r < 0)
                 return r;
-        if (config_opt(cfg, "nbd-tls") && parse_bool(config_opt(cfg, "nbd-tls")) != 0)
-                return orion_error_set(err, EOPNOTSUPP, "nbd: TLS is not supported by this build (nbd-tls must be off)");
+        if (r >= 0)
+                r = nbd_tls_setup(cfg, err);
 
         r = listen_activated(srv, err);
         if (r == 0)
@@ -433,6 +434,7 @@ fail:
                 (void) close(srv->wake_fd);
         srv->wake_fd = -1;
         close_listeners(srv);
+        nbd_tls_done();
         return r;
 }
 
@@ -458,6 +460,7 @@ static void nbd_stop(void) {
         while (srv->nconns > 0)
                 pthread_cond_wait(&srv->cond, &srv->lock);
         srv->running = false;
+        nbd_tls_done();
         orion_info("nbd: server stopped");
 }
 
@@ -501,6 +504,7 @@ static void nbd_status(struct json_object *out) {
                 json_object_object_add(o, "peer", json_object_new_string(c->peer));
                 json_object_object_add(o, "export", c->exp ? json_object_new_string(c->exp->name) : NULL);
                 json_object_object_add(o, "structured-replies", json_object_new_boolean(c->structured));
+                json_object_object_add(o, "tls", json_object_new_boolean(c->tls != NULL));
                 json_object_object_add(o, "requests", json_object_new_uint64(atomic_load(&c->requests)));
                 json_object_object_add(o, "bytes-read", json_object_new_uint64(atomic_load(&c->bytes_read)));
                 json_object_object_add(o, "bytes-written", json_object_new_uint64(atomic_load(&c->bytes_written)));
@@ -512,7 +516,9 @@ static void nbd_status(struct json_object *out) {
         json_object_object_add(out, "max-connections", json_object_new_int64(srv->max_conns));
         json_object_object_add(out, "total-connections", json_object_new_uint64(srv->total_conns));
         json_object_object_add(out, "refused-connections", json_object_new_uint64(srv->refused_conns));
-        json_object_object_add(out, "tls", json_object_new_boolean(false));
+        json_object_object_add(out, "tls", json_object_new_string(nbd_tls_mode == NBD_TLS_REQUIRE ? "require"
+                                                                  : nbd_tls_mode == NBD_TLS_ON    ? "on"
+                                                                                                  : "off"));
         json_object_object_add(out, "clients", clients);
 }
 
