@@ -208,24 +208,28 @@ static struct orion_export *file_settle_locked(struct fexp_file *f) {
 }
 
 struct fexp_file *fexp_get(fuse_ino_t ino) {
-        LOCK_GUARD(&g_fexp.lock);
-        for (struct fexp_file *f = g_fexp.files; f; f = f->next)
-                if (f->ino == ino && f->exp) {
-                        f->users++;
-                        return f;
-                }
-        return NULL;
+        struct fexp_file *found = NULL;
+
+        WITH_LOCK(&g_fexp.lock)
+                for (struct fexp_file *f = g_fexp.files; f && !found; f = f->next)
+                        if (f->ino == ino && f->exp) {
+                                f->users++;
+                                found = f;
+                        }
+        return found;
 }
 
 struct fexp_file *fexp_lookup(const char *name) {
-        LOCK_GUARD(&g_fexp.lock);
-        for (struct fexp_file *f = g_fexp.files; f; f = f->next)
-                if (f->listed && strcmp(f->name, name) == 0) {
-                        f->nlookup++;
-                        f->users++; /* the caller fills the reply from the node: fexp_put after */
-                        return f;
-                }
-        return NULL;
+        struct fexp_file *found = NULL;
+
+        WITH_LOCK(&g_fexp.lock)
+                for (struct fexp_file *f = g_fexp.files; f && !found; f = f->next)
+                        if (f->listed && strcmp(f->name, name) == 0) {
+                                f->nlookup++;
+                                f->users++; /* the caller fills the reply from the node: fexp_put after */
+                                found = f;
+                        }
+        return found;
 }
 
 void fexp_put(struct fexp_file *f) {
@@ -243,14 +247,14 @@ void fexp_put(struct fexp_file *f) {
 }
 
 void fexp_forget(fuse_ino_t ino, uint64_t nlookup) {
-        LOCK_GUARD(&g_fexp.lock);
-        for (struct fexp_file *f = g_fexp.files; f; f = f->next)
-                if (f->ino == ino) {
-                        f->nlookup = nlookup > f->nlookup ? 0 : f->nlookup - nlookup;
-                        if (!f->listed && f->users == 0 && !f->exp && f->nlookup == 0)
-                                file_free_locked(f);
-                        return;
-                }
+        WITH_LOCK(&g_fexp.lock)
+                for (struct fexp_file *f = g_fexp.files; f; f = f->next)
+                        if (f->ino == ino) {
+                                f->nlookup = nlookup > f->nlookup ? 0 : f->nlookup - nlookup;
+                                if (!f->listed && f->users == 0 && !f->exp && f->nlookup == 0)
+                                        file_free_locked(f);
+                                break;
+                        }
 }
 
 void fexp_snapshot_free(struct fexp_dirent *d, size_t n) {
@@ -259,8 +263,7 @@ void fexp_snapshot_free(struct fexp_dirent *d, size_t n) {
         free(d);
 }
 
-int fexp_snapshot(struct fexp_dirent **ret) {
-        LOCK_GUARD(&g_fexp.lock);
+static int snapshot_locked(struct fexp_dirent **ret) {
         size_t n = 0, i = 0;
 
         for (struct fexp_file *f = g_fexp.files; f; f = f->next)
@@ -283,15 +286,23 @@ int fexp_snapshot(struct fexp_dirent **ret) {
         return (int) n;
 }
 
+int fexp_snapshot(struct fexp_dirent **ret) {
+        int r;
+
+        WITH_LOCK(&g_fexp.lock)
+                r = snapshot_locked(ret);
+        return r;
+}
+
 void fexp_totals(uint64_t *ret_bytes, uint64_t *ret_files) {
-        LOCK_GUARD(&g_fexp.lock);
         *ret_bytes = 0;
         *ret_files = 0;
-        for (struct fexp_file *f = g_fexp.files; f; f = f->next)
-                if (f->listed && f->node) {
-                        *ret_bytes += orion_bdev_size(f->node);
-                        (*ret_files)++;
-                }
+        WITH_LOCK(&g_fexp.lock)
+                for (struct fexp_file *f = g_fexp.files; f; f = f->next)
+                        if (f->listed && f->node) {
+                                *ret_bytes += orion_bdev_size(f->node);
+                                (*ret_files)++;
+                        }
 }
 
 /* ---- Notifications ------------------------------------------------------------------------ */
@@ -452,7 +463,8 @@ static int prepare_mountpoint(const char *mp, struct orion_error *err) {
 
 /* ---- Session ------------------------------------------------------------------------------ */
 
-static void fexp_log_cb(enum fuse_log_level level, const char *fmt, va_list ap) {
+__attribute__((format(printf, 2, 0))) static void fexp_log_cb(enum fuse_log_level level, const char *fmt,
+                                                          va_list ap) {
         enum orion_log_level l = level <= FUSE_LOG_ERR       ? ORION_LOG_ERR
                                  : level == FUSE_LOG_WARNING ? ORION_LOG_WARNING
                                  : level <= FUSE_LOG_INFO    ? ORION_LOG_INFO
