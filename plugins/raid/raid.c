@@ -403,6 +403,28 @@ static void assign_roles(struct raid *r, struct cand *c, size_t n, const struct 
         }
 }
 
+/* A `replace` interrupted by a restart resumes: its target carries the flag, the role and
+ * its position, current as of the array's events. An older one starts again as a spare. */
+static void assign_replacements(struct raid *r, struct cand *c, size_t n, const struct raid_sb *f) {
+        for (size_t i = 0; i < n; i++) {
+                struct raid_member *m;
+
+                if (c[i].used || c[i].sbr != 0 || !(c[i].sb.flags & RAID_SB_REPLACEMENT) ||
+                    c[i].sb.role >= r->n || c[i].sb.events != f->events)
+                        continue;
+                m = &r->m[c[i].sb.role];
+                if (!m->dev || m->state != RAID_DEV_ACTIVE || m->repl)
+                        continue;
+                c[i].used = true;
+                m->repl = c[i].dev;
+                m->repl_recovery =
+                        c[i].sb.recovery_offset == RAID_RECOVERY_DONE ? 0 : c[i].sb.recovery_offset;
+                orion_info("raid '%s': replacement '%s' of '%s' resumes at %" PRIu64,
+                           orion_bdev_name(r->bdev), orion_bdev_name(m->repl), orion_bdev_name(m->dev),
+                           m->repl_recovery);
+        }
+}
+
 static int check_size(struct raid *r, struct orion_bdev *dev, struct orion_error *err) {
         if (orion_bdev_size(dev) < r->data_offset + r->data_size)
                 return orion_error_set(
@@ -463,6 +485,7 @@ static int assemble(struct raid *r, const struct orion_params *p, unsigned level
         r->data_offset = r->sb.data_offset;
         r->data_size = r->sb.data_size;
         assign_roles(r, c, n, &r->sb);
+        assign_replacements(r, c, n, &r->sb);
         for (unsigned i = 0; i < r->n; i++) {
                 if (r->m[i].dev && check_size(r, r->m[i].dev, err) < 0)
                         return -ENOSPC;
