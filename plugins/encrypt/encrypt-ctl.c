@@ -15,6 +15,10 @@
 #include "common/cleanup.h"
 #include "encrypt.h"
 
+static inline void json_object_putp(struct json_object **o) {
+        json_object_put(*o);
+}
+
 /* ---- Arguments ------------------------------------------------------------------------------ */
 /* 0 absent, 1 set, -EINVAL malformed. Accepts JSON numbers and decimal strings. */
 static int arg_u32(struct json_object *args, const char *name, uint32_t *ret, struct orion_error *err) {
@@ -108,6 +112,21 @@ static int need_passphrase(struct json_object *args, const char *prefix, int pos
         return orion_error_set(err, EINVAL, "give %spassphrase= or %skey-file=", prefix, prefix);
 }
 
+/* `orionctl --passphrase-prompt` sends what it read as "passphrase". For add-key and
+ * change-key without any new-* argument, that prompted passphrase is the new one (the old
+ * one then comes from key-file=). Returns a reference to the args to use. */
+static struct json_object *prompt_is_new(struct json_object *args) {
+        struct json_object *copy = NULL, *v;
+
+        if (!args || luks2_jget(args, "new-passphrase", json_type_string) || arg_pos(args, 0) ||
+            json_object_object_get_ex(args, "new-key-file", &v) || !json_object_object_get_ex(args, "passphrase", &v) ||
+            json_object_deep_copy(args, &copy, NULL) < 0 || !copy)
+                return json_object_get(args);
+        json_object_object_add(copy, "new-passphrase", json_object_get(v));
+        json_object_object_del(copy, "passphrase");
+        return copy;
+}
+
 /* Unlock with a passphrase from args; the key must be this node's volume key. Returns the slot. */
 static int check_passphrase(struct encrypt *e, const uint8_t *pass, size_t len, int slot, struct orion_error *err) {
         uint8_t *vk = secure_alloc(LUKS2_KEY_MAX);
@@ -127,8 +146,9 @@ static int check_passphrase(struct encrypt *e, const uint8_t *pass, size_t len, 
 /* add-key new-key-file=F | new-passphrase=P [key-file=|passphrase= to check an existing key]
  * [keyslot=N] [pbkdf=...]. Without an existing passphrase the open node's key is used: the
  * control socket is root-only, and whoever holds it can read the plaintext anyway. */
-static int ctl_add_key(struct encrypt *e, struct json_object *args, struct json_object **reply,
+static int ctl_add_key(struct encrypt *e, struct json_object *given, struct json_object **reply,
                        struct orion_error *err) {
+        _cleanup_(json_object_putp) struct json_object *args = prompt_is_new(given);
         struct luks2_pbkdf_params pp;
         struct luks2_hdr edited;
         uint8_t *old = NULL, *pass = NULL;
@@ -229,8 +249,9 @@ static int ctl_remove_key(struct encrypt *e, struct json_object *args, struct js
 
 /* change-key passphrase=|key-file= (old) new-passphrase=|new-key-file= [pbkdf=...]: the new
  * key goes to a fresh area first, then the header swaps it in under the old keyslot number. */
-static int ctl_change_key(struct encrypt *e, struct json_object *args, struct json_object **reply,
+static int ctl_change_key(struct encrypt *e, struct json_object *given, struct json_object **reply,
                           struct orion_error *err) {
+        _cleanup_(json_object_putp) struct json_object *args = prompt_is_new(given);
         struct luks2_pbkdf_params pp;
         struct luks2_keyslot ks;
         struct luks2_hdr edited;
@@ -448,11 +469,8 @@ static void refresh(struct encrypt *e) {
         e->hdr = disk;
 }
 
-int encrypt_ctl(struct orion_bdev *b, const char *verb, struct json_object *args, struct json_object **reply,
-                struct orion_error *err) {
-        struct encrypt *e = orion_bdev_priv(b);
-        LOCK_GUARD(&e->meta_lock);
-
+static int ctl_locked(struct encrypt *e, const char *verb, struct json_object *args, struct json_object **reply,
+                      struct orion_error *err) {
         refresh(e);
         if (!strcmp(verb, "dump")) {
                 *reply = luks2_hdr_dump(&e->hdr);
@@ -470,4 +488,15 @@ int encrypt_ctl(struct orion_bdev *b, const char *verb, struct json_object *args
                 return ctl_header_restore(e, args, reply, err);
         return orion_error_set(err, EOPNOTSUPP, "encrypt: unknown verb '%s' (add-key, remove-key, change-key, dump, "
                                "header-backup, header-restore)", verb);
+}
+
+int encrypt_ctl(struct orion_bdev *b, const char *verb, struct json_object *args, struct json_object **reply,
+                struct orion_error *err) {
+        struct encrypt *e = orion_bdev_priv(b);
+        int r;
+
+        pthread_mutex_lock(&e->meta_lock);
+        r = ctl_locked(e, verb, args, reply, err);
+        pthread_mutex_unlock(&e->meta_lock);
+        return r;
 }

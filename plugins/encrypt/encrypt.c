@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -547,7 +548,11 @@ static int encrypt_format(const struct orion_params *p, bool force, struct json_
                 r = orion_error_set(err, ENOMEM, "out of memory");
                 goto out;
         }
-        gcry_randomize(vk, f.key_bytes, GCRY_VERY_STRONG_RANDOM);
+        /* The kernel's CSPRNG, as cryptsetup uses for volume keys. */
+        if (getrandom(vk, f.key_bytes, 0) != (ssize_t) f.key_bytes) {
+                r = orion_error_set(err, EIO, "encrypt: no random bytes for the volume key");
+                goto out;
+        }
         r = luks2_hdr_init(&hdr, f.md_size, f.ks_size, f.cipher, f.sector, f.key_bytes, f.label, err);
         if (r < 0)
                 goto out;

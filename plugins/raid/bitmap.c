@@ -19,7 +19,8 @@ static void bit_clear(uint8_t *img, uint64_t i) {
         img[i / 8] &= (uint8_t) ~(1u << (i % 8));
 }
 
-int bitmap_init(struct raid_bitmap *bm, uint64_t data_size, uint64_t chunk, bitmap_write_fn write, void *opaque) {
+int bitmap_init(struct raid_bitmap *bm, uint64_t data_size, uint64_t chunk, bitmap_write_fn write,
+                void *opaque) {
         memset(bm, 0, sizeof(*bm));
         bm->chunk = chunk;
         bm->nbits = (data_size + chunk - 1) / chunk;
@@ -63,7 +64,8 @@ void bitmap_merge(struct raid_bitmap *bm, const uint8_t *buf, uint64_t len) {
                         bm->activity[i] = BITMAP_RESYNC;
 }
 
-static void region_range(struct raid_bitmap *bm, uint64_t off, uint64_t len, uint64_t *first, uint64_t *last) {
+static void region_range(struct raid_bitmap *bm, uint64_t off, uint64_t len, uint64_t *first,
+                         uint64_t *last) {
         *first = off / bm->chunk;
         *last = len ? (off + len - 1) / bm->chunk : *first;
         if (*last >= bm->nbits)

@@ -16,20 +16,21 @@ typedef int (*bitmap_write_fn)(void *opaque, const uint8_t *buf, uint64_t off, u
 
 struct raid_bitmap {
         pthread_mutex_t lock;
-        uint64_t chunk;          /* member bytes per bit */
+        uint64_t chunk; /* member bytes per bit */
         uint64_t nbits;
-        uint64_t bytes;          /* image size, rounded up to BITMAP_PAGE */
-        uint8_t *image;          /* bits as they are (or are about to be) on disk */
-        uint32_t *inflight;      /* writes in progress per region */
-        uint64_t *activity;      /* seq of the last start/end of a write per region */
-        uint64_t seq;            /* bumped by bitmap_flush_begin */
-        bool clears_pending;     /* image has clears not yet on disk */
+        uint64_t bytes;      /* image size, rounded up to BITMAP_PAGE */
+        uint8_t *image;      /* bits as they are (or are about to be) on disk */
+        uint32_t *inflight;  /* writes in progress per region */
+        uint64_t *activity;  /* seq of the last start/end of a write per region */
+        uint64_t seq;        /* bumped by bitmap_flush_begin */
+        bool clears_pending; /* image has clears not yet on disk */
         bitmap_write_fn write;
         void *opaque;
 };
 
 /* data_size: member bytes covered. Returns 0 or -ENOMEM. */
-int bitmap_init(struct raid_bitmap *bm, uint64_t data_size, uint64_t chunk, bitmap_write_fn write, void *opaque);
+int bitmap_init(struct raid_bitmap *bm, uint64_t data_size, uint64_t chunk, bitmap_write_fn write,
+                void *opaque);
 void bitmap_done(struct raid_bitmap *bm);
 /* OR an on-disk image (bytes from a member) into the bitmap, as after an unclean shutdown. */
 void bitmap_merge(struct raid_bitmap *bm, const uint8_t *buf, uint64_t len);

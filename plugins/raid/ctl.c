@@ -15,7 +15,8 @@ static struct json_object *job_json(const struct raid_job *j, bool extra) {
         double prog = j->end ? (double) j->pos / (double) j->end : 0.0;
 
         json_object_object_add(o, "running", json_object_new_boolean(j->running));
-        json_object_object_add(o, "progress", json_object_new_double(j->running ? MIN(prog, 1.0) : (j->ran ? 1.0 : 0.0)));
+        json_object_object_add(o, "progress",
+                               json_object_new_double(j->running ? MIN(prog, 1.0) : (j->ran ? 1.0 : 0.0)));
         json_object_object_add(o, "done", json_object_new_boolean(!j->running));
         if (extra) {
                 json_object_object_add(o, "mode", json_object_new_string(j->repair ? "repair" : "check"));
@@ -48,13 +49,16 @@ static void status_locked(struct raid *r, struct json_object *out) {
 
                 degraded += !m->dev || m->state != RAID_DEV_ACTIVE;
                 json_object_object_add(o, "role", json_object_new_int((int) i));
-                json_object_object_add(o, "name", m->dev ? json_object_new_string(orion_bdev_name(m->dev)) : NULL);
+                json_object_object_add(o, "name",
+                                       m->dev ? json_object_new_string(orion_bdev_name(m->dev)) : NULL);
                 json_object_object_add(o, "state", json_object_new_string(member_state(m)));
                 if (m->dev && m->state == RAID_DEV_REBUILDING)
                         json_object_object_add(o, "recovery", json_object_new_uint64(m->recovery));
                 if (m->repl) {
-                        json_object_object_add(o, "replacement", json_object_new_string(orion_bdev_name(m->repl)));
-                        json_object_object_add(o, "replacement-recovery", json_object_new_uint64(m->repl_recovery));
+                        json_object_object_add(o, "replacement",
+                                               json_object_new_string(orion_bdev_name(m->repl)));
+                        json_object_object_add(o, "replacement-recovery",
+                                               json_object_new_uint64(m->repl_recovery));
                 }
                 json_object_array_add(members, o);
         }
@@ -72,7 +76,9 @@ static void status_locked(struct raid *r, struct json_object *out) {
         json_object_object_add(out, "resync", job_json(&r->resync, false));
         json_object_object_add(out, "scrub", job_json(&r->scrub, true));
         json_object_object_add(out, "state",
-                               json_object_new_string(raid_failed_locked(r) ? "failed" : degraded ? "degraded" : "clean"));
+                               json_object_new_string(raid_failed_locked(r) ? "failed"
+                                                      : degraded            ? "degraded"
+                                                                            : "clean"));
         /* the job in progress, for a progress bar (orionctl --wait) */
         if (r->rebuild.running)
                 cur = &r->rebuild;
@@ -83,8 +89,10 @@ static void status_locked(struct raid *r, struct json_object *out) {
         if (!cur && sync_pending_locked(r))
                 cur = &r->rebuild; /* about to start */
         if (cur) {
-                json_object_object_add(out, "progress",
-                                       json_object_new_double(cur->end ? MIN((double) cur->pos / (double) cur->end, 1.0) : 0));
+                json_object_object_add(
+                        out, "progress",
+                        json_object_new_double(cur->end ? MIN((double) cur->pos / (double) cur->end, 1.0)
+                                                        : 0));
                 json_object_object_add(out, "done", json_object_new_boolean(false));
         } else {
                 json_object_object_add(out, "progress", json_object_new_double(1.0));
@@ -95,7 +103,8 @@ static void status_locked(struct raid *r, struct json_object *out) {
 void raid_status(struct orion_bdev *b, struct json_object *out) {
         struct raid *r = orion_bdev_priv(b);
 
-        WITH_LOCK(&r->lock) status_locked(r, out);
+        WITH_LOCK (&r->lock)
+                status_locked(r, out);
 }
 
 void raid_stats(struct orion_bdev *b, struct json_object *sink) {
@@ -138,20 +147,22 @@ static int find_role(struct raid *r, const char *name) {
 }
 
 static int ctl_fail(struct raid *r, const char *name, struct orion_error *err) {
-        bool lost[RAID_MAX_MEMBERS];
-        int role;
+        bool lost[RAID_MAX_MEMBERS] = {};
+        int role = -1;
 
         pthread_rwlock_rdlock(&r->cfg);
-        WITH_LOCK(&r->lock) {
+        WITH_LOCK (&r->lock) {
                 role = find_role(r, name);
                 if (role >= 0) {
                         for (unsigned i = 0; i < r->n; i++)
-                                lost[i] = !r->m[i].dev || r->m[i].state != RAID_DEV_ACTIVE || i == (unsigned) role;
+                                lost[i] = !r->m[i].dev || r->m[i].state != RAID_DEV_ACTIVE ||
+                                          i == (unsigned) role;
                 }
         }
         if (role < 0) {
                 pthread_rwlock_unlock(&r->cfg);
-                return orion_error_set(err, ENOENT, "raid: '%s' is not a member of '%s'", name, orion_bdev_name(r->bdev));
+                return orion_error_set(err, ENOENT, "raid: '%s' is not a member of '%s'", name,
+                                       orion_bdev_name(r->bdev));
         }
         if (r->m[role].state == RAID_DEV_ACTIVE && !r->ops->survives(r, lost)) {
                 pthread_rwlock_unlock(&r->cfg);
@@ -177,14 +188,15 @@ static int ctl_remove(struct raid *r, const char *name, struct orion_error *err)
         int ret = 0;
 
         pthread_rwlock_wrlock(&r->cfg);
-        WITH_LOCK(&r->lock) {
+        WITH_LOCK (&r->lock) {
                 int role;
 
                 if (take(r->faulty, &r->nfaulty, name, &dev) || take(r->spares, &r->nspares, name, &dev))
                         break;
                 role = find_role(r, name);
                 if (role < 0)
-                        ret = orion_error_set(err, ENOENT, "raid: '%s' is not part of '%s'", name, orion_bdev_name(r->bdev));
+                        ret = orion_error_set(err, ENOENT, "raid: '%s' is not part of '%s'", name,
+                                              orion_bdev_name(r->bdev));
                 else if (r->m[role].state != RAID_DEV_FAULTY)
                         ret = orion_error_set(err, EBUSY, "raid: '%s' is %s; fail it first", name,
                                               dev_state_name(r->m[role].state));
@@ -248,7 +260,8 @@ static int ctl_add(struct raid *r, const char *name, struct orion_error *err) {
         pthread_rwlock_wrlock(&r->cfg);
         dev = attach(r, name, err);
         if (dev) {
-                WITH_LOCK(&r->lock) r->spares[r->nspares++] = dev;
+                WITH_LOCK (&r->lock)
+                        r->spares[r->nspares++] = dev;
                 (void) raid_sb_update(r, false);
         }
         pthread_rwlock_unlock(&r->cfg);
@@ -267,13 +280,14 @@ static int ctl_replace(struct raid *r, const char *old, const char *name, struct
         pthread_rwlock_wrlock(&r->cfg);
         role = find_role(r, old);
         if (role < 0)
-                ret = orion_error_set(err, ENOENT, "raid: '%s' is not a member of '%s'", old, orion_bdev_name(r->bdev));
+                ret = orion_error_set(err, ENOENT, "raid: '%s' is not a member of '%s'", old,
+                                      orion_bdev_name(r->bdev));
         else if (r->m[role].repl)
                 ret = orion_error_set(err, EBUSY, "raid: '%s' is already being replaced", old);
         else if ((dev = attach(r, name, err)) == NULL)
                 ret = -err->code;
         else {
-                WITH_LOCK(&r->lock) {
+                WITH_LOCK (&r->lock) {
                         r->m[role].repl = dev;
                         r->m[role].repl_recovery = 0;
                         r->rebuild_blocked = false;
@@ -291,11 +305,14 @@ static int ctl_replace(struct raid *r, const char *old, const char *name, struct
 static int ctl_scrub(struct raid *r, const char *action, const char *mode, struct orion_error *err) {
         int ret;
 
-        if (!action || strcmp(action, "start") == 0 || strcmp(action, "check") == 0 || strcmp(action, "repair") == 0) {
-                bool repair = (action && strcmp(action, "repair") == 0) || (mode && strcmp(mode, "repair") == 0);
+        if (!action || strcmp(action, "start") == 0 || strcmp(action, "check") == 0 ||
+            strcmp(action, "repair") == 0) {
+                bool repair =
+                        (action && strcmp(action, "repair") == 0) || (mode && strcmp(mode, "repair") == 0);
 
                 if (mode && strcmp(mode, "repair") != 0 && strcmp(mode, "check") != 0)
-                        return orion_error_set(err, EINVAL, "raid: scrub mode is check or repair, not '%s'", mode);
+                        return orion_error_set(err, EINVAL, "raid: scrub mode is check or repair, not '%s'",
+                                               mode);
                 ret = sync_scrub_start(r, repair);
                 if (ret == -EOPNOTSUPP)
                         return orion_error_set(err, EOPNOTSUPP, "raid: raid0 has nothing to scrub");
@@ -310,8 +327,8 @@ static int ctl_scrub(struct raid *r, const char *action, const char *mode, struc
         return orion_error_set(err, EINVAL, "raid: scrub start|stop [repair], not '%s'", action);
 }
 
-int raid_ctl(struct orion_bdev *b, const char *verb, struct json_object *args, struct json_object **ret_reply,
-             struct orion_error *err) {
+int raid_ctl(struct orion_bdev *b, const char *verb, struct json_object *args,
+             struct json_object **ret_reply, struct orion_error *err) {
         struct raid *r = orion_bdev_priv(b);
         const char *a0 = arg(args, 0, "member"), *a1 = arg(args, 1, "new");
         int ret;
@@ -323,7 +340,9 @@ int raid_ctl(struct orion_bdev *b, const char *verb, struct json_object *args, s
                         a0 = arg(args, 0, "spare");
                 if (!a0)
                         return orion_error_set(err, EINVAL, "raid: %s needs a member name", verb);
-                ret = verb[0] == 'f' ? ctl_fail(r, a0, err) : verb[0] == 'r' ? ctl_remove(r, a0, err) : ctl_add(r, a0, err);
+                ret = verb[0] == 'f'   ? ctl_fail(r, a0, err)
+                      : verb[0] == 'r' ? ctl_remove(r, a0, err)
+                                       : ctl_add(r, a0, err);
         } else if (strcmp(verb, "replace") == 0) {
                 if (!a0)
                         a0 = arg(args, 0, "old");
@@ -334,7 +353,8 @@ int raid_ctl(struct orion_bdev *b, const char *verb, struct json_object *args, s
                 ret = ctl_scrub(r, arg(args, 0, "action"), arg(args, 1, "mode"), err);
         } else
                 return orion_error_set(err, EOPNOTSUPP,
-                                       "raid: unknown verb '%s' (status, fail, remove, add, replace, scrub)", verb);
+                                       "raid: unknown verb '%s' (status, fail, remove, add, replace, scrub)",
+                                       verb);
         if (ret < 0)
                 return ret;
         if (ret_reply) {

@@ -9,7 +9,8 @@ void layout_raid0(unsigned n, uint64_t chunk_idx, unsigned *ret_member, uint64_t
 
 /* RAID-5/6, md's left-symmetric: row r has parity on member n-1-(r % n) (Q right after it,
  * wrapping), and data index i on the members following the parity, wrapping. */
-unsigned layout_parity_member(unsigned n, unsigned np, uint64_t row, unsigned which); /* which: 0 = P, 1 = Q */
+unsigned layout_parity_member(unsigned n, unsigned np, uint64_t row,
+                              unsigned which); /* which: 0 = P, 1 = Q */
 unsigned layout_data_member(unsigned n, unsigned np, uint64_t row, unsigned data_idx);
 /* Inverse: the role a member plays in a row: 0..k-1 data index, k = P, k+1 = Q (k = n - np). */
 unsigned layout_member_role(unsigned n, unsigned np, uint64_t row, unsigned member);

@@ -83,14 +83,15 @@ void parity_gen_p(unsigned k, size_t len, uint8_t *const *data, uint8_t *p) {
 void parity_gen_pq(unsigned k, size_t len, uint8_t *const *data, uint8_t *p, uint8_t *q) {
         void *v[PARITY_MAX_BLOCKS];
         uint8_t coef[2 * PARITY_MAX_BLOCKS];
-        uint8_t *out[2] = { p, q };
+        uint8_t *out[2] = {p, q};
 
         for (unsigned i = 0; i < k; i++)
                 v[i] = data[i];
         v[k] = p;
         v[k + 1] = q;
         /* pq_gen needs at least two sources, 32-byte aligned pointers and lengths. */
-        if (k >= 2 && all_aligned(k + 2, (uint8_t *const *) v, len) && pq_gen((int) k + 2, (int) len, v) == 0)
+        if (k >= 2 && all_aligned(k + 2, (uint8_t *const *) v, len) &&
+            pq_gen((int) k + 2, (int) len, v) == 0)
                 return;
         for (unsigned i = 0; i < k; i++) {
                 coef[i] = 1;
@@ -196,7 +197,7 @@ int parity_recover(unsigned k, unsigned np, size_t len, uint8_t *const *blocks, 
                 parity_gen_p(k, len, blocks, blocks[k]);
         else if (lost_q) {
                 uint8_t coef[PARITY_MAX_BLOCKS];
-                uint8_t *out[1] = { blocks[k + 1] };
+                uint8_t *out[1] = {blocks[k + 1]};
 
                 gen_row(k, k + 1, coef);
                 gf_encode(k, 1, len, coef, blocks, out);
@@ -206,9 +207,9 @@ int parity_recover(unsigned k, unsigned np, size_t len, uint8_t *const *blocks, 
 
 void parity_update(unsigned k, unsigned idx, size_t len, const uint8_t *old_data, const uint8_t *new_data,
                    uint8_t *p, uint8_t *q) {
-        uint8_t coef[2] = { 1, gf_pow2(idx) };
+        uint8_t coef[2] = {1, gf_pow2(idx)};
         uint8_t tbls[32 * 2];
-        uint8_t *out[2] = { p, q };
+        uint8_t *out[2] = {p, q};
         int rows = q ? 2 : 1;
 
         ec_init_tables(1, rows, coef, tbls);

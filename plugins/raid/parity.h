@@ -27,5 +27,5 @@ void parity_update(unsigned k, unsigned idx, size_t len, const uint8_t *old_data
 int parity_locate(unsigned k, size_t len, const uint8_t *dp, const uint8_t *dq);
 
 /* GF(2^8) helpers (exposed for tests). */
-uint8_t gf_pow2(unsigned e);  /* g^e */
-int gf_log2(uint8_t v);       /* e with g^e == v, -1 for 0 */
+uint8_t gf_pow2(unsigned e); /* g^e */
+int gf_log2(uint8_t v);      /* e with g^e == v, -1 for 0 */

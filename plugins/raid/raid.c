@@ -20,7 +20,12 @@
 void raid_req(struct orion_req *q, struct raid *r, struct orion_bdev *dev, enum orion_op op, void *buf,
               uint64_t len, uint64_t moff, uint32_t flags) {
         *q = (struct orion_req){
-                .bdev = dev, .op = op, .flags = flags, .buf = buf, .len = len, .off = r->data_offset + moff,
+                .bdev = dev,
+                .op = op,
+                .flags = flags,
+                .buf = buf,
+                .len = len,
+                .off = r->data_offset + moff,
         };
 }
 
@@ -101,20 +106,26 @@ bool raid_failed(struct raid *r) {
 
 void raid_update_health(struct raid *r) {
         unsigned bad = 0, rebuilding = 0;
-        bool failed;
+        bool failed = false;
+        double prog = 0;
 
-        WITH_LOCK(&r->lock) {
+        WITH_LOCK (&r->lock) {
+                if (r->rebuild.running && r->rebuild.end)
+                        prog = 100.0 * (double) r->rebuild.pos / (double) r->rebuild.end;
                 for (unsigned i = 0; i < r->n; i++) {
-                        bad += !r->m[i].dev || r->m[i].state == RAID_DEV_FAULTY || r->m[i].state == RAID_DEV_MISSING;
+                        bad += !r->m[i].dev || r->m[i].state == RAID_DEV_FAULTY ||
+                               r->m[i].state == RAID_DEV_MISSING;
                         rebuilding += r->m[i].dev && r->m[i].state == RAID_DEV_REBUILDING;
                 }
                 failed = raid_failed_locked(r) && rebuilding == 0;
         }
         if (failed)
-                orion_bdev_set_health(r->bdev, ORION_HEALTH_FAILED, "raid%u: too many members lost", r->sb.level);
+                orion_bdev_set_health(r->bdev, ORION_HEALTH_FAILED, "raid%u: too many members lost",
+                                      r->sb.level);
         else if (bad || rebuilding)
-                orion_bdev_set_health(r->bdev, ORION_HEALTH_DEGRADED, "raid%u: %u of %u members failed or missing, %u rebuilding",
-                                      r->sb.level, bad, r->n, rebuilding);
+                orion_bdev_set_health(r->bdev, ORION_HEALTH_DEGRADED,
+                                      "raid%u: %u of %u members failed or missing, %u rebuilding (%.0f%%)",
+                                      r->sb.level, bad, r->n, rebuilding, prog);
         else
                 orion_bdev_set_health(r->bdev, ORION_HEALTH_OK, NULL);
 }
@@ -124,11 +135,12 @@ void raid_member_failed(struct raid *r, struct orion_bdev *dev, int error) {
 
         if (!dev)
                 return;
-        WITH_LOCK(&r->lock) {
+        WITH_LOCK (&r->lock) {
                 for (unsigned i = 0; i < r->n; i++) {
                         struct raid_member *m = &r->m[i];
 
-                        if (m->dev == dev && (m->state == RAID_DEV_ACTIVE || m->state == RAID_DEV_REBUILDING)) {
+                        if (m->dev == dev &&
+                            (m->state == RAID_DEV_ACTIVE || m->state == RAID_DEV_REBUILDING)) {
                                 m->state = RAID_DEV_FAULTY;
                                 changed = true;
                         } else if (m->repl == dev) {
@@ -181,13 +193,14 @@ static size_t sb_targets_locked(struct raid *r, struct sb_write *w) {
                 struct raid_member *m = &r->m[i];
 
                 if (m->dev && (m->state == RAID_DEV_ACTIVE || m->state == RAID_DEV_REBUILDING))
-                        w[n++] = (struct sb_write){ m->dev, i, 0,
-                                                    m->state == RAID_DEV_ACTIVE ? RAID_RECOVERY_DONE : m->recovery };
+                        w[n++] = (struct sb_write){m->dev, i, 0,
+                                                   m->state == RAID_DEV_ACTIVE ? RAID_RECOVERY_DONE
+                                                                               : m->recovery};
                 if (m->repl)
-                        w[n++] = (struct sb_write){ m->repl, i, RAID_SB_REPLACEMENT, m->repl_recovery };
+                        w[n++] = (struct sb_write){m->repl, i, RAID_SB_REPLACEMENT, m->repl_recovery};
         }
         for (unsigned i = 0; i < r->nspares; i++)
-                w[n++] = (struct sb_write){ r->spares[i], RAID_ROLE_SPARE, 0, RAID_RECOVERY_DONE };
+                w[n++] = (struct sb_write){r->spares[i], RAID_ROLE_SPARE, 0, RAID_RECOVERY_DONE};
         return n;
 }
 
@@ -195,12 +208,12 @@ int raid_sb_update(struct raid *r, bool clean) {
         struct sb_write w[3 * RAID_MAX_MEMBERS];
         struct orion_req q[3 * RAID_MAX_MEMBERS];
         _cleanup_free_ uint8_t *bufs = NULL;
-        struct raid_sb sb;
-        size_t n;
+        struct raid_sb sb = {};
+        size_t n = 0;
         int ret;
 
         LOCK_GUARD(&r->sb_lock);
-        WITH_LOCK(&r->lock) {
+        WITH_LOCK (&r->lock) {
                 r->sb.events++;
                 r->sb.utime = (uint64_t) time(NULL);
                 r->sb.flags = clean ? RAID_SB_CLEAN : 0;
@@ -217,13 +230,18 @@ int raid_sb_update(struct raid *r, bool clean) {
                 sb.flags = (clean ? RAID_SB_CLEAN : 0) | w[i].flags;
                 sb.recovery_offset = w[i].recovery;
                 sb_encode(&sb, bufs + i * RAID_SB_SIZE);
-                q[i] = (struct orion_req){ .bdev = w[i].dev, .op = ORION_OP_WRITE, .flags = ORION_FUA,
-                                           .buf = bufs + i * RAID_SB_SIZE, .len = RAID_SB_SIZE, .off = 0 };
+                q[i] = (struct orion_req){.bdev = w[i].dev,
+                                          .op = ORION_OP_WRITE,
+                                          .flags = ORION_FUA,
+                                          .buf = bufs + i * RAID_SB_SIZE,
+                                          .len = RAID_SB_SIZE,
+                                          .off = 0};
         }
         ret = raid_submit(q, n);
         for (size_t i = 0; i < n; i++)
                 if (q[i].result < 0)
-                        orion_log_ratelimited(ORION_LOG_ERR, "raid '%s': superblock write to '%s' failed: %s",
+                        orion_log_ratelimited(ORION_LOG_ERR,
+                                              "raid '%s': superblock write to '%s' failed: %s",
                                               orion_bdev_name(r->bdev), orion_bdev_name(q[i].bdev),
                                               strerror(-q[i].result));
         return ret;
@@ -236,13 +254,17 @@ static int bitmap_write_cb(void *opaque, const uint8_t *buf, uint64_t off, uint6
         struct orion_req q[2 * RAID_MAX_MEMBERS];
         size_t n = 0, ok = 0;
 
-        WITH_LOCK(&r->lock) {
+        WITH_LOCK (&r->lock) {
                 for (unsigned i = 0; i < r->n; i++)
                         n += raid_member_targets(r, i, 0, devs + n);
         }
         for (size_t i = 0; i < n; i++)
-                q[i] = (struct orion_req){ .bdev = devs[i], .op = ORION_OP_WRITE, .flags = ORION_FUA,
-                                           .buf = (void *) buf, .len = len, .off = r->sb.bitmap_offset + off };
+                q[i] = (struct orion_req){.bdev = devs[i],
+                                          .op = ORION_OP_WRITE,
+                                          .flags = ORION_FUA,
+                                          .buf = (void *) buf,
+                                          .len = len,
+                                          .off = r->sb.bitmap_offset + off};
         (void) raid_submit(q, n);
         for (size_t i = 0; i < n; i++)
                 ok += q[i].result == 0;
@@ -253,29 +275,28 @@ static int bitmap_write_cb(void *opaque, const uint8_t *buf, uint64_t off, uint6
 /* ---- Parameters ------------------------------------------------------------------------------ */
 
 static const struct orion_param raid_params[] = {
-        { "level", ORION_PARAM_ENUM, NULL, "RAID level.", "0 1 5 6 10" },
-        { "children", ORION_PARAM_NODES, NULL, "Member nodes, in any order: roles come from their superblocks." },
-        { "spares", ORION_PARAM_NODES, NULL, "Hot spares: take over a failed member and are rebuilt.", NULL, true },
-        { "chunk", ORION_PARAM_SIZE, "64K", "Chunk size (format; on open it must match the superblock when given)." },
-        { "bitmap-chunk", ORION_PARAM_SIZE, "4M", "Member bytes covered by one write-intent bitmap bit (format)." },
-        { "rebuild-rate", ORION_PARAM_SIZE, "0", "Rebuild, resync and scrub limit in bytes/s per array (0: no limit)." },
-        { NULL },
+        {"level", ORION_PARAM_ENUM, NULL, "RAID level.", "0 1 5 6 10"},
+        {"children", ORION_PARAM_NODES, NULL,
+         "Member nodes, in any order: roles come from their superblocks."},
+        {"spares", ORION_PARAM_NODES, NULL, "Hot spares: take over a failed member and are rebuilt.", NULL,
+         true},
+        {"chunk", ORION_PARAM_SIZE, "64K",
+         "Chunk size (format; on open it must match the superblock when given)."},
+        {"bitmap-chunk", ORION_PARAM_SIZE, "4M",
+         "Member bytes covered by one write-intent bitmap bit (format)."},
+        {"rebuild-rate", ORION_PARAM_SIZE, "0",
+         "Rebuild, resync and scrub limit in bytes/s per array (0: no limit)."},
+        {NULL},
 };
 
 static const struct raid_level *level_ops(unsigned level) {
         switch (level) {
-        case 0:
-                return &raid0_level;
-        case 1:
-                return &raid1_level;
-        case 5:
-                return &raid5_level;
-        case 6:
-                return &raid6_level;
-        case 10:
-                return &raid10_level;
-        default:
-                return NULL;
+        case 0: return &raid0_level;
+        case 1: return &raid1_level;
+        case 5: return &raid5_level;
+        case 6: return &raid6_level;
+        case 10: return &raid10_level;
+        default: return NULL;
         }
 }
 
@@ -312,10 +333,10 @@ static size_t param_devices(const struct orion_params *p, struct orion_bdev **de
 
 struct cand {
         struct orion_bdev *dev;
-        int sbr;            /* read_sb result */
+        int sbr; /* read_sb result */
         struct raid_sb sb;
         bool used;
-        bool child;         /* named in children= (else spares=) */
+        bool child; /* named in children= (else spares=) */
 };
 
 /* The freshest superblock among the children decides the array. */
@@ -336,7 +357,8 @@ static int pick_array(struct cand *c, size_t n, struct raid_sb *ret, struct orio
 
                         uuid_format(c[i].sb.uuid, u1);
                         uuid_format(best->sb.uuid, u2);
-                        return orion_error_set(err, EINVAL, "raid: '%s' belongs to another array (%s, not %s)",
+                        return orion_error_set(err, EINVAL,
+                                               "raid: '%s' belongs to another array (%s, not %s)",
                                                orion_bdev_name(c[i].dev), u1, u2);
                 }
         *ret = best->sb;
@@ -350,7 +372,8 @@ static void assign_roles(struct raid *r, struct cand *c, size_t n, const struct 
                 struct raid_member *m = &r->m[role];
 
                 for (size_t i = 0; i < n; i++)
-                        if (c[i].sbr == 0 && c[i].sb.role == role && !(c[i].sb.flags & RAID_SB_REPLACEMENT) &&
+                        if (c[i].sbr == 0 && c[i].sb.role == role &&
+                            !(c[i].sb.flags & RAID_SB_REPLACEMENT) &&
                             (!best || c[i].sb.events > best->sb.events))
                                 best = &c[i];
                 if (!best) {
@@ -363,25 +386,50 @@ static void assign_roles(struct raid *r, struct cand *c, size_t n, const struct 
                         m->state = RAID_DEV_ACTIVE;
                 } else if (best->sb.events == f->events && f->dev_state[role] == RAID_DEV_REBUILDING) {
                         m->state = RAID_DEV_REBUILDING;
-                        m->recovery = best->sb.recovery_offset == RAID_RECOVERY_DONE ? 0 : best->sb.recovery_offset;
+                        m->recovery = best->sb.recovery_offset == RAID_RECOVERY_DONE
+                                              ? 0
+                                              : best->sb.recovery_offset;
                         orion_info("raid '%s': member '%s' resumes rebuilding at %" PRIu64,
                                    orion_bdev_name(r->bdev), orion_bdev_name(m->dev), m->recovery);
                 } else {
                         /* never trust a stale member: rebuild it from the others */
                         orion_warn("raid '%s': member '%s' is stale (events %" PRIu64 " < %" PRIu64
                                    ", recorded %s): rebuilding it",
-                                   orion_bdev_name(r->bdev), orion_bdev_name(m->dev), best->sb.events, f->events,
-                                   dev_state_name(f->dev_state[role]));
+                                   orion_bdev_name(r->bdev), orion_bdev_name(m->dev), best->sb.events,
+                                   f->events, dev_state_name(f->dev_state[role]));
                         m->state = RAID_DEV_REBUILDING;
                         m->recovery = 0;
                 }
         }
 }
 
+/* A `replace` interrupted by a restart resumes: its target carries the flag, the role and
+ * its position, current as of the array's events. An older one starts again as a spare. */
+static void assign_replacements(struct raid *r, struct cand *c, size_t n, const struct raid_sb *f) {
+        for (size_t i = 0; i < n; i++) {
+                struct raid_member *m;
+
+                if (c[i].used || c[i].sbr != 0 || !(c[i].sb.flags & RAID_SB_REPLACEMENT) ||
+                    c[i].sb.role >= r->n || c[i].sb.events != f->events)
+                        continue;
+                m = &r->m[c[i].sb.role];
+                if (!m->dev || m->state != RAID_DEV_ACTIVE || m->repl)
+                        continue;
+                c[i].used = true;
+                m->repl = c[i].dev;
+                m->repl_recovery =
+                        c[i].sb.recovery_offset == RAID_RECOVERY_DONE ? 0 : c[i].sb.recovery_offset;
+                orion_info("raid '%s': replacement '%s' of '%s' resumes at %" PRIu64,
+                           orion_bdev_name(r->bdev), orion_bdev_name(m->repl), orion_bdev_name(m->dev),
+                           m->repl_recovery);
+        }
+}
+
 static int check_size(struct raid *r, struct orion_bdev *dev, struct orion_error *err) {
         if (orion_bdev_size(dev) < r->data_offset + r->data_size)
-                return orion_error_set(err, ENOSPC, "raid: '%s' is too small (%" PRIu64 " bytes, need %" PRIu64 ")",
-                                       orion_bdev_name(dev), orion_bdev_size(dev), r->data_offset + r->data_size);
+                return orion_error_set(
+                        err, ENOSPC, "raid: '%s' is too small (%" PRIu64 " bytes, need %" PRIu64 ")",
+                        orion_bdev_name(dev), orion_bdev_size(dev), r->data_offset + r->data_size);
         return 0;
 }
 
@@ -408,6 +456,10 @@ static int assemble(struct raid *r, const struct orion_params *p, unsigned level
         int ret;
 
         for (size_t i = 0; i < n; i++) {
+                for (size_t j = 0; j < i; j++)
+                        if (devs[j] == devs[i])
+                                return orion_error_set(err, EINVAL, "raid: '%s' is named twice",
+                                                       orion_bdev_name(devs[i]));
                 c[i].dev = devs[i];
                 c[i].child = i < nchildren;
                 c[i].sbr = read_sb(devs[i], &c[i].sb);
@@ -415,15 +467,15 @@ static int assemble(struct raid *r, const struct orion_params *p, unsigned level
                         orion_warn("raid '%s': '%s' has a damaged raid superblock, ignoring it",
                                    orion_bdev_name(r->bdev), orion_bdev_name(devs[i]));
                 else if (c[i].sbr < 0 && c[i].sbr != -ENODATA)
-                        return orion_error_set(err, -c[i].sbr, "raid: cannot read '%s': %s", orion_bdev_name(devs[i]),
-                                               strerror(-c[i].sbr));
+                        return orion_error_set(err, -c[i].sbr, "raid: cannot read '%s': %s",
+                                               orion_bdev_name(devs[i]), strerror(-c[i].sbr));
         }
         ret = pick_array(c, n, &r->sb, err);
         if (ret < 0)
                 return ret;
         if (r->sb.level != level)
-                return orion_error_set(err, EINVAL, "raid: level=%u but the members hold a raid%u array", level,
-                                       r->sb.level);
+                return orion_error_set(err, EINVAL, "raid: level=%u but the members hold a raid%u array",
+                                       level, r->sb.level);
         if (orion_param_is_set(p, "chunk") && orion_param_size(p, "chunk") != r->sb.chunk)
                 return orion_error_set(err, EINVAL, "raid: chunk=%" PRIu64 " but the array uses %u",
                                        orion_param_size(p, "chunk"), r->sb.chunk);
@@ -433,6 +485,7 @@ static int assemble(struct raid *r, const struct orion_params *p, unsigned level
         r->data_offset = r->sb.data_offset;
         r->data_size = r->sb.data_size;
         assign_roles(r, c, n, &r->sb);
+        assign_replacements(r, c, n, &r->sb);
         for (unsigned i = 0; i < r->n; i++) {
                 if (r->m[i].dev && check_size(r, r->m[i].dev, err) < 0)
                         return -ENOSPC;
@@ -440,15 +493,16 @@ static int assemble(struct raid *r, const struct orion_params *p, unsigned level
                 nlost += lost[i];
         }
         if (!r->ops->survives(r, lost))
-                return orion_error_set(err, EIO, "raid: cannot assemble: %u of %u members missing, failed or stale",
+                return orion_error_set(err, EIO,
+                                       "raid: cannot assemble: %u of %u members missing, failed or stale",
                                        nlost, r->n);
         /* everything else that is blank or ours is a spare */
         for (size_t i = 0; i < n; i++) {
                 if (c[i].used)
                         continue;
                 if (check_size(r, c[i].dev, NULL) < 0) {
-                        orion_warn("raid '%s': '%s' is too small to be a spare, ignoring it", orion_bdev_name(r->bdev),
-                                   orion_bdev_name(c[i].dev));
+                        orion_warn("raid '%s': '%s' is too small to be a spare, ignoring it",
+                                   orion_bdev_name(r->bdev), orion_bdev_name(c[i].dev));
                         continue;
                 }
                 r->spares[r->nspares++] = c[i].dev;
@@ -456,7 +510,8 @@ static int assemble(struct raid *r, const struct orion_params *p, unsigned level
         if (!(r->sb.flags & RAID_SB_CLEAN)) {
                 r->resync_needed = r->ops->sync_row != NULL;
                 if (nlost)
-                        orion_warn("raid '%s': array was not shut down cleanly and is degraded: data in regions "
+                        orion_warn("raid '%s': array was not shut down cleanly and is degraded: data in "
+                                   "regions "
                                    "written at the crash may be inconsistent",
                                    orion_bdev_name(r->bdev));
         }
@@ -492,12 +547,12 @@ int raid_flush_members(struct raid *r) {
         uint64_t token = bitmap_flush_begin(&r->bm);
         size_t n = 0;
 
-        WITH_LOCK(&r->lock) {
+        WITH_LOCK (&r->lock) {
                 for (unsigned i = 0; i < r->n; i++)
                         n += raid_member_targets(r, i, 0, devs + n);
         }
         for (size_t i = 0; i < n; i++)
-                q[i] = (struct orion_req){ .bdev = devs[i], .op = ORION_OP_FLUSH };
+                q[i] = (struct orion_req){.bdev = devs[i], .op = ORION_OP_FLUSH};
         (void) raid_submit(q, n);
         for (size_t i = 0; i < n; i++)
                 if (q[i].result < 0)
@@ -617,8 +672,9 @@ static int raid_open(struct orion_bdev *b, const struct orion_params *p, struct 
                 char u[37];
 
                 uuid_format(r->sb.uuid, u);
-                orion_info("raid '%s': raid%u %s, %u members, chunk %u, %" PRIu64 " bytes%s", orion_bdev_name(b),
-                           level, u, r->n, r->chunk, g.size, r->resync_needed ? ", resync needed" : "");
+                orion_info("raid '%s': raid%u %s, %u members, chunk %u, %" PRIu64 " bytes%s",
+                           orion_bdev_name(b), level, u, r->n, r->chunk, g.size,
+                           r->resync_needed ? ", resync needed" : "");
         }
         return 0;
 fail_bitmap:
@@ -647,7 +703,8 @@ static uint64_t pick_bitmap_chunk(uint64_t want, uint32_t chunk, uint64_t data_s
         return bc;
 }
 
-static int format_device(struct orion_bdev *dev, const struct raid_sb *sb, bool zero, struct orion_error *err) {
+static int format_device(struct orion_bdev *dev, const struct raid_sb *sb, bool zero,
+                         struct orion_error *err) {
         _cleanup_free_ uint8_t *buf = orion_alloc_aligned(RAID_SB_SIZE);
         int ret;
 
@@ -658,7 +715,8 @@ static int format_device(struct orion_bdev *dev, const struct raid_sb *sb, bool 
         if (ret >= 0 && zero)
                 ret = orion_bdev_write_zeroes(dev, sb->data_size, sb->data_offset, 0);
         if (ret < 0)
-                return orion_error_set(err, -ret, "raid: cannot clear '%s': %s", orion_bdev_name(dev), strerror(-ret));
+                return orion_error_set(err, -ret, "raid: cannot clear '%s': %s", orion_bdev_name(dev),
+                                       strerror(-ret));
         sb_encode(sb, buf);
         ret = orion_bdev_pwrite(dev, buf, RAID_SB_SIZE, 0, ORION_FUA);
         if (ret < 0)
@@ -667,7 +725,8 @@ static int format_device(struct orion_bdev *dev, const struct raid_sb *sb, bool 
         return 0;
 }
 
-static int raid_format(const struct orion_params *p, bool force, struct json_object *args, struct orion_error *err) {
+static int raid_format(const struct orion_params *p, bool force, struct json_object *args,
+                       struct orion_error *err) {
         struct orion_bdev *devs[2 * RAID_MAX_MEMBERS];
         size_t nchildren, n = param_devices(p, devs, &nchildren);
         uint64_t chunk = orion_param_size(p, "chunk"), min_size = UINT64_MAX;
@@ -695,13 +754,14 @@ static int raid_format(const struct orion_params *p, bool force, struct json_obj
                         char u[37];
 
                         uuid_format(old.uuid, u);
-                        return orion_error_set(err, EEXIST,
-                                               "raid: '%s' holds a raid%u superblock (array %s); use --force to overwrite",
-                                               orion_bdev_name(devs[i]), old.level, u);
+                        return orion_error_set(
+                                err, EEXIST,
+                                "raid: '%s' holds a raid%u superblock (array %s); use --force to overwrite",
+                                orion_bdev_name(devs[i]), old.level, u);
                 }
                 if (ret < 0 && ret != -ENODATA && ret != -EBADMSG)
-                        return orion_error_set(err, -ret, "raid: cannot read '%s': %s", orion_bdev_name(devs[i]),
-                                               strerror(-ret));
+                        return orion_error_set(err, -ret, "raid: cannot read '%s': %s",
+                                               orion_bdev_name(devs[i]), strerror(-ret));
                 if (i < nchildren)
                         min_size = MIN(min_size, orion_bdev_size(devs[i]));
         }
@@ -736,8 +796,8 @@ static int raid_format(const struct orion_params *p, bool force, struct json_obj
                 char u[37];
 
                 uuid_format(sb.uuid, u);
-                orion_info("raid: created raid%u %s on %zu members, chunk %u, %" PRIu64 " bytes per member", level,
-                           u, nchildren, sb.chunk, sb.data_size);
+                orion_info("raid: created raid%u %s on %zu members, chunk %u, %" PRIu64 " bytes per member",
+                           level, u, nchildren, sb.chunk, sb.data_size);
         }
         return 0;
 }
@@ -763,7 +823,8 @@ static int raid_inspect(struct orion_bdev *b, struct json_object *out) {
         else
                 json_object_object_add(out, "role", json_object_new_int((int) sb.role));
         json_object_object_add(out, "events", json_object_new_uint64(sb.events));
-        json_object_object_add(out, "state", json_object_new_string(sb.flags & RAID_SB_CLEAN ? "clean" : "dirty"));
+        json_object_object_add(out, "state",
+                               json_object_new_string(sb.flags & RAID_SB_CLEAN ? "clean" : "dirty"));
         json_object_object_add(out, "replacement", json_object_new_boolean(sb.flags & RAID_SB_REPLACEMENT));
         json_object_object_add(out, "data-offset", json_object_new_uint64(sb.data_offset));
         json_object_object_add(out, "data-size", json_object_new_uint64(sb.data_size));
@@ -788,5 +849,5 @@ static const struct orion_bdev_ops raid_ops = {
 };
 
 ORION_PLUGIN(.name = "raid", .description = "RAID 0, 1, 5, 6, 10 over child nodes (md-style, ISA-L parity)",
-             .params = raid_params, .instance_size = sizeof(struct raid), .ops = &raid_ops, .open = raid_open,
-             .format = raid_format, .inspect = raid_inspect);
+             .params = raid_params, .instance_size = sizeof(struct raid), .ops = &raid_ops,
+             .open = raid_open, .format = raid_format, .inspect = raid_inspect);

@@ -26,10 +26,10 @@ enum sync_mode {
 };
 
 struct raid_member {
-        struct orion_bdev *dev;       /* NULL: missing */
+        struct orion_bdev *dev; /* NULL: missing */
         enum raid_dev_state state;
-        uint64_t recovery;            /* REBUILDING: member data below this offset is valid */
-        struct orion_bdev *repl;      /* `replace` target being filled while dev serves */
+        uint64_t recovery;       /* REBUILDING: member data below this offset is valid */
+        struct orion_bdev *repl; /* `replace` target being filled while dev serves */
         uint64_t repl_recovery;
 };
 
@@ -37,7 +37,7 @@ struct raid_member {
  * A member row is [row*chunk, (row+1)*chunk) of every member's data area. */
 struct raid_level {
         unsigned level;
-        unsigned nparity;        /* redundancy of parity levels (raid5 1, raid6 2), else 0 */
+        unsigned nparity; /* redundancy of parity levels (raid5 1, raid6 2), else 0 */
         uint64_t (*array_size)(const struct raid *r);
         int (*read)(struct raid *r, void *buf, uint64_t len, uint64_t off);
         int (*write)(struct raid *r, const void *buf, uint64_t len, uint64_t off, uint32_t flags);
@@ -51,25 +51,25 @@ extern const struct raid_level raid0_level, raid1_level, raid5_level, raid6_leve
 
 struct raid_job {
         bool running;
-        uint64_t pos, end;     /* progress in member bytes */
-        bool repair;           /* scrub: fix what it finds */
+        uint64_t pos, end;        /* progress in member bytes */
+        bool repair;              /* scrub: fix what it finds */
         uint64_t start_ns, bytes; /* for the rate limit */
-        uint64_t mismatches;   /* scrub: sectors found inconsistent in this (or the last) run */
-        bool ran;              /* finished at least once */
-        uint64_t delay_ns;     /* OUT: throttle */
+        uint64_t mismatches;      /* scrub: sectors found inconsistent in this (or the last) run */
+        bool ran;                 /* finished at least once */
+        uint64_t delay_ns;        /* OUT: throttle */
 };
 
 struct raid {
         struct orion_bdev *bdev;
         const struct raid_level *ops;
-        struct raid_sb sb;           /* template: geometry, uuid, events (under sb_lock) */
-        unsigned n;                  /* roles (raid_disks) */
+        struct raid_sb sb; /* template: geometry, uuid, events (under sb_lock) */
+        unsigned n;        /* roles (raid_disks) */
         uint32_t chunk;
         uint64_t data_offset, data_size;
-        uint64_t rebuild_rate;       /* bytes/s, 0 = unlimited */
+        uint64_t rebuild_rate; /* bytes/s, 0 = unlimited */
 
-        pthread_rwlock_t cfg;        /* read: any I/O; write: membership changes */
-        pthread_mutex_t lock;        /* member states, spares, jobs, stats below */
+        pthread_rwlock_t cfg; /* read: any I/O; write: membership changes */
+        pthread_mutex_t lock; /* member states, spares, jobs, stats below */
         struct raid_member m[RAID_MAX_MEMBERS];
         struct orion_bdev *spares[RAID_MAX_MEMBERS];
         unsigned nspares;
@@ -77,20 +77,20 @@ struct raid {
         unsigned nfaulty;
         struct orion_bdev *dropped[2 * RAID_MAX_MEMBERS]; /* failed replacements, to release */
         unsigned ndropped;
-        pthread_mutex_t sb_lock;     /* serialises superblock writes */
+        pthread_mutex_t sb_lock; /* serialises superblock writes */
         pthread_mutex_t stripe[RAID_STRIPE_LOCKS];
         struct raid_bitmap bm;
-        bool resync_needed;          /* unclean shutdown: bitmap regions to resync */
-        atomic_uint rr;              /* round robin for mirror reads */
+        bool resync_needed; /* unclean shutdown: bitmap regions to resync */
+        atomic_uint rr;     /* round robin for mirror reads */
 
         /* sync thread */
         pthread_t thread;
         bool thread_started;
-        pthread_cond_t cond;         /* with lock */
+        pthread_cond_t cond; /* with lock */
         bool stop, kick;
         struct raid_job rebuild, resync, scrub;
         bool scrub_stop;
-        bool rebuild_blocked;        /* rebuild hit an unrecoverable error: wait for a change */
+        bool rebuild_blocked; /* rebuild hit an unrecoverable error: wait for a change */
 
         /* statistics */
         atomic_uint_fast64_t mismatches, rebuilt_bytes, resynced_bytes, read_errors, write_errors,

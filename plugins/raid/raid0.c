@@ -11,7 +11,8 @@ static uint64_t raid0_size(const struct raid *r) {
         return r->data_size * r->n;
 }
 
-static int raid0_rw(struct raid *r, enum orion_op op, void *buf, uint64_t len, uint64_t off, uint32_t flags) {
+static int raid0_rw(struct raid *r, enum orion_op op, void *buf, uint64_t len, uint64_t off,
+                    uint32_t flags) {
         size_t max = len / r->chunk + 2, nq = 0;
         struct orion_req *q = calloc(max, sizeof(*q));
         uint64_t pos = 0;

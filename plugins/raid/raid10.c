@@ -40,7 +40,8 @@ static int raid10_read(struct raid *r, void *buf, uint64_t len, uint64_t off) {
                 c = raid_member_readable(r, roles[first], moffs[first]) ? first : 1 - first;
                 if (!raid_member_readable(r, roles[c], moffs[c]))
                         return -EIO;
-                raid_req(&q[nq++], r, r->m[roles[c]].dev, ORION_OP_READ, (uint8_t *) buf + pos, l, moffs[c], 0);
+                raid_req(&q[nq++], r, r->m[roles[c]].dev, ORION_OP_READ, (uint8_t *) buf + pos, l, moffs[c],
+                         0);
                 pos += l;
         }
         if (raid_submit(q, nq) == 0)
@@ -84,8 +85,8 @@ static int raid10_write(struct raid *r, const void *buf, uint64_t len, uint64_t 
                         unsigned nt = raid_member_targets(r, roles[j], moffs[j], t);
 
                         for (unsigned k = 0; k < nt; k++)
-                                raid_req(&q[nq++], r, t[k], ORION_OP_WRITE, (uint8_t *) buf + pos, l, moffs[j],
-                                         flags);
+                                raid_req(&q[nq++], r, t[k], ORION_OP_WRITE, (uint8_t *) buf + pos, l,
+                                         moffs[j], flags);
                 }
                 pos += l;
         }

@@ -29,7 +29,7 @@ uint64_t throttle_ns(const struct raid *r, uint64_t start_ns, uint64_t bytes) {
 }
 
 void sync_kick(struct raid *r) {
-        WITH_LOCK(&r->lock) {
+        WITH_LOCK (&r->lock) {
                 r->kick = true;
                 pthread_cond_signal(&r->cond);
         }
@@ -54,21 +54,23 @@ static bool membership_work_locked(struct raid *r) {
 static void membership_changes(struct raid *r) {
         struct orion_bdev *release[3 * RAID_MAX_MEMBERS];
         unsigned nrel = 0;
-        bool changed = false, need;
+        bool changed = false, need = false;
 
-        WITH_LOCK(&r->lock) need = membership_work_locked(r);
+        WITH_LOCK (&r->lock)
+                need = membership_work_locked(r);
         if (!need)
                 return;
         pthread_rwlock_wrlock(&r->cfg);
-        WITH_LOCK(&r->lock) {
+        WITH_LOCK (&r->lock) {
                 while (r->ndropped)
                         release[nrel++] = r->dropped[--r->ndropped];
                 for (unsigned i = 0; i < r->n; i++) {
                         struct raid_member *m = &r->m[i];
 
                         if (m->repl && m->repl_recovery >= r->data_size) {
-                                orion_info("raid '%s': '%s' replaced '%s' as member %u", orion_bdev_name(r->bdev),
-                                           orion_bdev_name(m->repl), m->dev ? orion_bdev_name(m->dev) : "-", i);
+                                orion_info("raid '%s': '%s' replaced '%s' as member %u",
+                                           orion_bdev_name(r->bdev), orion_bdev_name(m->repl),
+                                           m->dev ? orion_bdev_name(m->dev) : "-", i);
                                 if (m->dev)
                                         release[nrel++] = m->dev;
                                 m->dev = m->repl;
@@ -83,8 +85,8 @@ static void membership_changes(struct raid *r) {
                                 if (m->dev && r->nfaulty < RAID_MAX_MEMBERS)
                                         r->faulty[r->nfaulty++] = m->dev;
                                 orion_notice("raid '%s': spare '%s' takes over member %u%s%s, rebuilding",
-                                             orion_bdev_name(r->bdev), orion_bdev_name(s), i, m->dev ? " from " : "",
-                                             m->dev ? orion_bdev_name(m->dev) : "");
+                                             orion_bdev_name(r->bdev), orion_bdev_name(s), i,
+                                             m->dev ? " from " : "", m->dev ? orion_bdev_name(m->dev) : "");
                                 m->dev = s;
                                 m->state = RAID_DEV_REBUILDING;
                                 m->recovery = 0;
@@ -147,16 +149,17 @@ static uint64_t rebuild_advance(struct raid *r, uint64_t moff, bool *ret_done) {
 
 static bool rebuild_step(struct raid *r, uint64_t *last_ckpt) {
         struct raid_job *j = &r->rebuild;
-        uint64_t t0 = mono_ns(), pos;
+        uint64_t t0 = mono_ns(), pos = 0;
         bool done = false;
 
-        WITH_LOCK(&r->lock) {
+        WITH_LOCK (&r->lock) {
                 pos = r->rebuild_blocked ? r->data_size : rebuild_pos_locked(r);
                 if (pos < r->data_size && !j->running) {
                         j->running = true;
                         j->start_ns = t0;
                         j->bytes = 0;
-                        orion_notice("raid '%s': rebuild started at %" PRIu64, orion_bdev_name(r->bdev), pos);
+                        orion_notice("raid '%s': rebuild started at %" PRIu64, orion_bdev_name(r->bdev),
+                                     pos);
                 }
                 j->pos = pos;
                 j->end = r->data_size;
@@ -168,14 +171,15 @@ static bool rebuild_step(struct raid *r, uint64_t *last_ckpt) {
                 int ret = r->ops->sync_row(r, pos / r->chunk, SYNC_REBUILD, &mm);
 
                 if (ret < 0) {
-                        orion_error("raid '%s': rebuild stopped at %" PRIu64 ": %s", orion_bdev_name(r->bdev), pos,
-                                    strerror(-ret));
-                        WITH_LOCK(&r->lock) r->rebuild_blocked = true;
+                        orion_error("raid '%s': rebuild stopped at %" PRIu64 ": %s",
+                                    orion_bdev_name(r->bdev), pos, strerror(-ret));
+                        WITH_LOCK (&r->lock)
+                                r->rebuild_blocked = true;
                         break;
                 }
                 bytes = rebuild_advance(r, pos, &done);
                 atomic_fetch_add(&r->rebuilt_bytes, bytes);
-                WITH_LOCK(&r->lock) {
+                WITH_LOCK (&r->lock) {
                         j->bytes += bytes;
                         pos = rebuild_pos_locked(r);
                         j->pos = pos;
@@ -188,11 +192,11 @@ static bool rebuild_step(struct raid *r, uint64_t *last_ckpt) {
                 /* the checkpoint: each target's position goes into its superblock */
                 (void) raid_sb_update(r, false);
                 *last_ckpt = mono_ns();
-        }
-        if (done)
+                raid_update_health(r); /* shows the progress in `orionctl status` */
+        } else if (done)
                 raid_update_health(r);
         if (pos >= r->data_size) {
-                WITH_LOCK(&r->lock) {
+                WITH_LOCK (&r->lock) {
                         j->running = false;
                         j->ran = true;
                         j->pos = j->end;
@@ -209,7 +213,7 @@ static bool resync_step(struct raid *r) {
         struct raid_job *j = &r->resync;
         uint64_t region, rows = r->data_size / r->chunk, per = r->bm.chunk / r->chunk, first, last;
 
-        WITH_LOCK(&r->lock) {
+        WITH_LOCK (&r->lock) {
                 if (!r->resync_needed)
                         return false;
                 if (!j->running) {
@@ -218,19 +222,20 @@ static bool resync_step(struct raid *r) {
                         j->end = r->data_size;
                         j->start_ns = mono_ns();
                         j->bytes = 0;
-                        orion_notice("raid '%s': resync of %" PRIu64 " dirty regions started", orion_bdev_name(r->bdev),
-                                     bitmap_resync_pending(&r->bm));
+                        orion_notice("raid '%s': resync of %" PRIu64 " dirty regions started",
+                                     orion_bdev_name(r->bdev), bitmap_resync_pending(&r->bm));
                 }
         }
         region = bitmap_next_resync(&r->bm, j->pos / r->bm.chunk);
         if (region >= r->bm.nbits) {
-                WITH_LOCK(&r->lock) {
+                WITH_LOCK (&r->lock) {
                         r->resync_needed = false;
                         j->running = false;
                         j->ran = true;
                         j->pos = j->end;
                 }
-                orion_notice("raid '%s': resync finished, %" PRIu64 " bytes", orion_bdev_name(r->bdev), j->bytes);
+                orion_notice("raid '%s': resync finished, %" PRIu64 " bytes", orion_bdev_name(r->bdev),
+                             j->bytes);
                 return true;
         }
         first = region * per;
@@ -240,9 +245,9 @@ static bool resync_step(struct raid *r) {
                 int ret = r->ops->sync_row(r, row, SYNC_RESYNC, &mm);
 
                 if (ret < 0) {
-                        orion_error("raid '%s': resync failed at row %" PRIu64 ": %s", orion_bdev_name(r->bdev), row,
-                                    strerror(-ret));
-                        WITH_LOCK(&r->lock) {
+                        orion_error("raid '%s': resync failed at row %" PRIu64 ": %s",
+                                    orion_bdev_name(r->bdev), row, strerror(-ret));
+                        WITH_LOCK (&r->lock) {
                                 r->resync_needed = false;
                                 j->running = false;
                         }
@@ -251,7 +256,7 @@ static bool resync_step(struct raid *r) {
         }
         bitmap_resync_done(&r->bm, region);
         atomic_fetch_add(&r->resynced_bytes, (last - first) * r->chunk);
-        WITH_LOCK(&r->lock) {
+        WITH_LOCK (&r->lock) {
                 j->bytes += (last - first) * r->chunk;
                 j->pos = (region + 1) * r->bm.chunk;
                 j->delay_ns = throttle_ns(r, j->start_ns, j->bytes);
@@ -296,7 +301,8 @@ static void *sync_main(void *arg) {
                 pthread_mutex_lock(&r->lock);
                 if (r->stop)
                         break;
-                delay = busy ? MAX(MAX(r->rebuild.delay_ns, r->resync.delay_ns), r->scrub.delay_ns) : CHECKPOINT_NS;
+                delay = busy ? MAX(MAX(r->rebuild.delay_ns, r->resync.delay_ns), r->scrub.delay_ns)
+                             : CHECKPOINT_NS;
                 if (delay == 0 || r->kick)
                         continue;
                 clock_gettime(CLOCK_REALTIME, &ts);
@@ -324,7 +330,7 @@ int sync_thread_start(struct raid *r) {
 void sync_thread_stop(struct raid *r) {
         if (!r->thread_started)
                 return;
-        WITH_LOCK(&r->lock) {
+        WITH_LOCK (&r->lock) {
                 r->stop = true;
                 pthread_cond_signal(&r->cond);
         }

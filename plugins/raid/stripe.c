@@ -33,22 +33,23 @@ bool stripe_survives(const struct raid *r, const bool *lost) {
 static unsigned role_member(const struct raid *r, uint64_t row, unsigned role) {
         unsigned np = np_of(r), k = r->n - np;
 
-        return role < k ? layout_data_member(r->n, np, row, role) : layout_parity_member(r->n, np, row, role - k);
+        return role < k ? layout_data_member(r->n, np, row, role)
+                        : layout_parity_member(r->n, np, row, role - k);
 }
 
 /* ---- Row state for one write or sync ---- */
 struct row {
         uint64_t row;
-        uint32_t lo, hi;               /* column range within the chunk */
-        uint64_t a, e;                 /* bytes [a, e) of the row's data being written */
-        const uint8_t *src;            /* data for byte a */
-        uint8_t *mem;                  /* buffers below */
-        uint8_t *old[MAXR];            /* role content over [lo, hi) as read or reconstructed */
-        uint8_t *neu[MAXR];            /* new content over [lo, hi): data from src or merged, parity */
+        uint32_t lo, hi;    /* column range within the chunk */
+        uint64_t a, e;      /* bytes [a, e) of the row's data being written */
+        const uint8_t *src; /* data for byte a */
+        uint8_t *mem;       /* buffers below */
+        uint8_t *old[MAXR]; /* role content over [lo, hi) as read or reconstructed */
+        uint8_t *neu[MAXR]; /* new content over [lo, hi): data from src or merged, parity */
         bool readable[MAXR], need[MAXR];
         unsigned nlost;
         unsigned lost[MAXR];
-        bool recon;                    /* lost roles must be rebuilt from the survivors */
+        bool recon; /* lost roles must be rebuilt from the survivors */
         enum { ROW_FULL, ROW_RMW, ROW_RCW } kind;
 };
 
@@ -175,7 +176,8 @@ static int row_compute(struct raid *r, struct row *w) {
                 } else {
                         memcpy(w->neu[i], w->old[i], width);
                         if (s < e)
-                                memcpy(w->neu[i] + (s - w->lo), w->src + (i * (uint64_t) r->chunk + s - w->a), e - s);
+                                memcpy(w->neu[i] + (s - w->lo),
+                                       w->src + (i * (uint64_t) r->chunk + s - w->a), e - s);
                 }
                 data[i] = w->neu[i];
         }
@@ -236,8 +238,8 @@ static int rows_read(struct raid *r, struct row *rows, size_t nrows, struct reqv
                         q = reqv_add(v);
                         if (!q)
                                 return -ENOMEM;
-                        raid_req(q, r, r->m[role_member(r, w->row, i)].dev, ORION_OP_READ, w->old[i], w->hi - w->lo,
-                                 w->row * r->chunk + w->lo, 0);
+                        raid_req(q, r, r->m[role_member(r, w->row, i)].dev, ORION_OP_READ, w->old[i],
+                                 w->hi - w->lo, w->row * r->chunk + w->lo, 0);
                 }
         }
         if (raid_submit(v->q, v->n) == 0)
@@ -365,8 +367,8 @@ static int reconstruct(struct raid *r, uint64_t row, unsigned role, uint64_t s, 
                 for (unsigned i = 0; i < k + np; i++) {
                         blk[i] = mem + i * width;
                         if (raid_member_readable(r, role_member(r, row, i), moff))
-                                raid_req(&q[nq++], r, r->m[role_member(r, row, i)].dev, ORION_OP_READ, blk[i], width,
-                                         moff + s, 0);
+                                raid_req(&q[nq++], r, r->m[role_member(r, row, i)].dev, ORION_OP_READ,
+                                         blk[i], width, moff + s, 0);
                         else
                                 lost[nlost++] = i;
                 }
@@ -400,11 +402,13 @@ int stripe_read(struct raid *r, void *buf, uint64_t len, uint64_t off) {
         if (!q || !deg)
                 return -ENOMEM;
         while (pos < len) {
-                uint64_t a = off + pos, c = a / r->chunk, in = a % r->chunk, l = MIN(r->chunk - in, len - pos);
+                uint64_t a = off + pos, c = a / r->chunk, in = a % r->chunk,
+                         l = MIN(r->chunk - in, len - pos);
                 uint64_t row = c / k;
                 unsigned m = layout_data_member(r->n, np, row, (unsigned) (c % k));
 
-                raid_req(&q[nq], r, r->m[m].dev, ORION_OP_READ, (uint8_t *) buf + pos, l, row * r->chunk + in, 0);
+                raid_req(&q[nq], r, r->m[m].dev, ORION_OP_READ, (uint8_t *) buf + pos, l,
+                         row * r->chunk + in, 0);
                 if (!raid_member_readable(r, m, row * r->chunk)) {
                         deg[nq] = true;
                         q[nq].result = -EIO;
@@ -544,7 +548,8 @@ int stripe_sync_row(struct raid *r, uint64_t row, enum sync_mode mode, uint64_t 
                         if (ret < 0)
                                 goto out;
                 } else if (mode != SYNC_REBUILD)
-                        *ret_mismatch = row_check(r, blk, mem + (k + np) * C, mem + (k + np + 1) * C, mode, dirty);
+                        *ret_mismatch =
+                                row_check(r, blk, mem + (k + np) * C, mem + (k + np + 1) * C, mode, dirty);
                 break;
         }
         {

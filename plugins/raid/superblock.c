@@ -83,14 +83,10 @@ unsigned sb_min_members(uint32_t level) {
         switch (level) {
         case 0:
         case 1:
-        case 10:
-                return 2;
-        case 5:
-                return 3;
-        case 6:
-                return 4;
-        default:
-                return 0;
+        case 10: return 2;
+        case 5: return 3;
+        case 6: return 4;
+        default: return 0;
         }
 }
 
@@ -165,12 +161,13 @@ int sb_decode(const uint8_t *buf, size_t len, struct raid_sb *ret) {
 }
 
 const char *dev_state_name(enum raid_dev_state s) {
-        static const char *const names[] = { "active", "rebuilding", "faulty", "missing" };
+        static const char *const names[] = {"active", "rebuilding", "faulty", "missing"};
 
         return (unsigned) s < _RAID_DEV_STATE_MAX ? names[s] : "invalid";
 }
 
 void uuid_format(const uint8_t u[16], char out[37]) {
-        (void) snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
-                        u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+        (void) snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                        u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+                        u[13], u[14], u[15]);
 }

@@ -258,6 +258,7 @@ static int issue_once(struct nbd_leaf *l, enum nbd_cmd cmd, void *buf, uint64_t 
         int64_t cookie = -1;
         int e = 0;
         uint64_t one = 1;
+        bool wake;
 
         for (unsigned i = 0; i < l->nconns && !c; i++) {
                 struct nbd_conn *k = &l->conns[(start + i) % l->nconns];
@@ -279,8 +280,13 @@ static int issue_once(struct nbd_leaf *l, enum nbd_cmd cmd, void *buf, uint64_t 
                 if (nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h))
                         e = ENOTCONN;
         }
+        /* libnbd sent what it could from this thread. Only when data is left to send must the
+         * I/O thread, which may be polling for input only, learn that it should poll for output
+         * too; waking it for every command costs a context switch each. */
+        wake = cookie < 0 || (nbd_aio_get_direction(c->h) & LIBNBD_AIO_DIRECTION_WRITE);
         pthread_rwlock_unlock(&c->hlock);
-        (void) write(c->efd, &one, sizeof(one)); /* let the I/O thread see the new direction */
+        if (wake)
+                (void) write(c->efd, &one, sizeof(one));
 
         pthread_mutex_lock(&w->m);
         while (!w->freed)

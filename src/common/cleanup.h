@@ -50,7 +50,7 @@ static inline void mutex_unlockp(pthread_mutex_t **m) {
 #define _LG_CAT(a, b) _LG_CAT2(a, b)
 /* Hold m until the end of the enclosing scope. */
 #define LOCK_GUARD(m)                                                                        \
-        _cleanup_(mutex_unlockp) pthread_mutex_t *_LG_CAT(_lock_guard_, __COUNTER__) =       \
+        _cleanup_(mutex_unlockp) __attribute__((unused)) pthread_mutex_t *_LG_CAT(_lock_guard_, __COUNTER__) = \
                 (pthread_mutex_lock(m), (m))
 /* WITH_LOCK(&m) { ... } */
 #define WITH_LOCK(m)                                                                         \

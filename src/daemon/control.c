@@ -206,7 +206,7 @@ static size_t nodes_snapshot(struct orion_bdev ***ret) {
         graph_lock();
         size_t n = graph_node_list(NULL, 0);
         struct orion_bdev **v = calloc(n ? n : 1, sizeof *v);
-        if (v)
+        if (v && n)
                 n = graph_node_list(v, n);
         graph_unlock();
         *ret = v;

@@ -30,6 +30,14 @@ fuse_wait "$mnt/first.img"
 [ "$(stat -c '%u %g %a %s' "$mnt/first.img")" = "1234 4321 640 $((8 << 20))" ] ||
         die "daemon defaults not applied: $(stat -c '%u %g %a %s' "$mnt/first.img")"
 
+# A second daemon on the same mount point refuses to start instead of stacking on it.
+if "$ORIOND" --foreground --config "$tmp/oriond.conf" --pidfile "$tmp/two.pid" --control-socket "$tmp/two.sock" \
+        --state-dir "$tmp/state2" >"$tmp/two.log" 2>&1; then
+        die "a second oriond mounted over the first"
+fi
+grep -q "already a FUSE mount" "$tmp/two.log" || { cat "$tmp/two.log" >&2; die "no reason for refusing"; }
+[ -e "$mnt/first.img" ] || die "the first daemon's mount was disturbed"
+
 # Add at run time: the name appears (even after the kernel looked it up and found nothing).
 [ -e "$mnt/second.img" ] && die "second.img exists before export-add"
 orionctl export-add second ram1 protocols=fuse fuse-uid=0 fuse-mode=0604 >/dev/null || die "export-add failed"
@@ -37,6 +45,9 @@ orionctl export-add second ram1 protocols=fuse fuse-uid=0 fuse-mode=0604 >/dev/n
 [ "$(stat -c '%u %g %a %s' "$mnt/second.img")" = "0 4321 604 $((16 << 20))" ] ||
         die "export overrides not applied: $(stat -c '%u %g %a %s' "$mnt/second.img")"
 ls "$mnt" | grep -qx second.img || die "readdir does not list second.img"
+orionctl status >"$tmp/status" || die "status failed"
+grep -q "mountpoint: $mnt" "$tmp/status" && grep -q "mounted: yes" "$tmp/status" && grep -q "files: 2" "$tmp/status" ||
+        { cat "$tmp/status" >&2; die "status does not describe the FUSE server"; }
 head -c 65536 /dev/urandom >"$tmp/data"
 dd if="$tmp/data" of="$mnt/second.img" conv=notrunc,fsync status=none || die "write to second.img failed"
 cmp -n 65536 "$mnt/second.img" "$tmp/data" || die "second.img reads back wrong"

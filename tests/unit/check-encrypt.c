@@ -171,6 +171,16 @@ START_TEST(test_ctl_verbs) {
         ck_assert(json_object_object_get_ex(reply, "keyslot", &v));
         ck_assert_int_eq(json_object_get_int(v), 1);
         json_object_put(reply);
+        /* orionctl --passphrase-prompt: the prompted "passphrase" is the new one for add-key */
+        ck_assert_msg(ctl(vol, "add-key", "{\"passphrase\":\"prompted\",\"pbkdf\":\"pbkdf2\","
+                                          "\"pbkdf-force-iterations\":1000}", &reply, &err) == 0, "%s", err.msg);
+        ck_assert(json_object_object_get_ex(reply, "keyslot", &v));
+        ck_assert_int_eq(json_object_get_int(v), 2);
+        json_object_put(reply);
+        ck_assert_int_eq(ctl(vol, "remove-key", "{\"passphrase\":\"prompted\"}", &reply, &err), 0);
+        ck_assert(json_object_object_get_ex(reply, "removed", &v));
+        ck_assert_int_eq(json_object_get_int(v), 2);
+        json_object_put(reply);
         /* a wrong existing passphrase is refused */
         snprintf(json, sizeof(json), "{\"new-passphrase\":\"x\",\"passphrase\":\"nope\",\"pbkdf\":\"pbkdf2\","
                                      "\"pbkdf-force-iterations\":1000}");

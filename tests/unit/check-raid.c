@@ -79,12 +79,13 @@ START_TEST(test_gf_tables) {
         ck_assert_int_eq(gf_log2(0), -1);
         for (unsigned a = 0; a < 256; a += 7)
                 for (unsigned b = 0; b < 256; b += 5)
-                        ck_assert_uint_eq(gf_mul((uint8_t) a, (uint8_t) b), ref_mul((uint8_t) a, (uint8_t) b));
+                        ck_assert_uint_eq(gf_mul((uint8_t) a, (uint8_t) b),
+                                          ref_mul((uint8_t) a, (uint8_t) b));
 }
 END_TEST
 
-static const unsigned ks[] = { 1, 2, 3, 4, 5, 7, 8, 13 };
-static const size_t lens[] = { 32, 512, 4096, 4096 + 96 };
+static const unsigned ks[] = {1, 2, 3, 4, 5, 7, 8, 13};
+static const size_t lens[] = {32, 512, 4096, 4096 + 96};
 
 START_TEST(test_pq_generation) {
         unsigned seed = 1;
@@ -127,7 +128,7 @@ static void check_recovery(unsigned k, unsigned np, size_t len, size_t skew, uns
 
         for (unsigned x = 0; x < n; x++)
                 for (unsigned y = x; y < n; y++) {
-                        unsigned lost[2] = { x, y }, nlost = x == y ? 1 : 2;
+                        unsigned lost[2] = {x, y}, nlost = x == y ? 1 : 2;
 
                         if (nlost > np)
                                 continue;
@@ -155,8 +156,8 @@ END_TEST
 
 START_TEST(test_recovery_bad_args) {
         uint8_t buf[4][32] = {};
-        uint8_t *b[4] = { buf[0], buf[1], buf[2], buf[3] };
-        unsigned lost2[2] = { 0, 1 }, dup[2] = { 1, 1 }, out[1] = { 4 };
+        uint8_t *b[4] = {buf[0], buf[1], buf[2], buf[3]};
+        unsigned lost2[2] = {0, 1}, dup[2] = {1, 1}, out[1] = {4};
 
         ck_assert_int_eq(parity_recover(2, 1, 32, b, lost2, 2), -EINVAL); /* two lost, one parity */
         ck_assert_int_eq(parity_recover(2, 2, 32, b, dup, 2), -EINVAL);
@@ -236,7 +237,7 @@ END_TEST
 /* ---- Layouts ---- */
 START_TEST(test_layout_raid5_md) {
         /* md left-symmetric, 4 disks: row0 D0 D1 D2 P; row1 D1 D2 P D0; row2 D2 P D0 D1; row3 P D0 D1 D2 */
-        static const int expect[4][4] = { { 0, 1, 2, -1 }, { 1, 2, -1, 0 }, { 2, -1, 0, 1 }, { -1, 0, 1, 2 } };
+        static const int expect[4][4] = {{0, 1, 2, -1}, {1, 2, -1, 0}, {2, -1, 0, 1}, {-1, 0, 1, 2}};
 
         for (unsigned row = 0; row < 8; row++)
                 for (unsigned m = 0; m < 4; m++) {
@@ -256,7 +257,7 @@ END_TEST
 
 START_TEST(test_layout_raid6_md) {
         /* md raid6 left-symmetric, 5 disks: row0 Q D0 D1 D2 P; row1 D0 D1 D2 P Q; row2 D1 D2 P Q D0 */
-        static const int expect[3][5] = { { -2, 0, 1, 2, -1 }, { 0, 1, 2, -1, -2 }, { 1, 2, -1, -2, 0 } };
+        static const int expect[3][5] = {{-2, 0, 1, 2, -1}, {0, 1, 2, -1, -2}, {1, 2, -1, -2, 0}};
 
         for (unsigned row = 0; row < 3; row++)
                 for (unsigned m = 0; m < 5; m++) {
@@ -324,10 +325,19 @@ END_TEST
 /* ---- Superblock ---- */
 static struct raid_sb sample_sb(void) {
         struct raid_sb sb = {
-                .level = 6, .chunk = 65536, .raid_disks = 5, .role = 2, .flags = RAID_SB_CLEAN,
-                .events = 42, .data_offset = RAID_DATA_OFFSET, .data_size = 64 << 20,
-                .bitmap_offset = RAID_BITMAP_OFFSET, .bitmap_chunk = 1 << 20,
-                .recovery_offset = RAID_RECOVERY_DONE, .ctime = 1, .utime = 2,
+                .level = 6,
+                .chunk = 65536,
+                .raid_disks = 5,
+                .role = 2,
+                .flags = RAID_SB_CLEAN,
+                .events = 42,
+                .data_offset = RAID_DATA_OFFSET,
+                .data_size = 64 << 20,
+                .bitmap_offset = RAID_BITMAP_OFFSET,
+                .bitmap_chunk = 1 << 20,
+                .recovery_offset = RAID_RECOVERY_DONE,
+                .ctime = 1,
+                .utime = 2,
         };
 
         memcpy(sb.uuid, "0123456789abcdef", 16);
@@ -358,12 +368,12 @@ START_TEST(test_sb_invalid_fields) {
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
                 bad[i] = sample_sb();
         bad[0].level = 4;
-        bad[1].raid_disks = 3;             /* raid6 needs 4 */
+        bad[1].raid_disks = 3; /* raid6 needs 4 */
         bad[2].chunk = 65535;
         bad[3].role = 5;
-        bad[4].data_size = 65536 + 512;    /* not a chunk multiple */
-        bad[5].bitmap_chunk = 4096;        /* too many bits for the area, below chunk */
-        bad[6].recovery_offset = 4096;     /* not a chunk multiple */
+        bad[4].data_size = 65536 + 512; /* not a chunk multiple */
+        bad[5].bitmap_chunk = 4096;     /* too many bits for the area, below chunk */
+        bad[6].recovery_offset = 4096;  /* not a chunk multiple */
         bad[7].dev_state[1] = 9;
         bad[8].bitmap_offset = RAID_DATA_OFFSET;
         bad[9].raid_disks = RAID_MAX_MEMBERS + 1;

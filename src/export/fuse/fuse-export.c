@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 
 #define FEXP_DEFAULT_THREADS 16
 #define FEXP_MAX_THREADS 256
+#define FUSE_SUPER_MAGIC 0x65735546 /* linux/magic.h */
 
 struct fexp_state g_fexp = {
         .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -208,24 +210,28 @@ static struct orion_export *file_settle_locked(struct fexp_file *f) {
 }
 
 struct fexp_file *fexp_get(fuse_ino_t ino) {
-        LOCK_GUARD(&g_fexp.lock);
-        for (struct fexp_file *f = g_fexp.files; f; f = f->next)
-                if (f->ino == ino && f->exp) {
-                        f->users++;
-                        return f;
-                }
-        return NULL;
+        struct fexp_file *found = NULL;
+
+        WITH_LOCK(&g_fexp.lock)
+                for (struct fexp_file *f = g_fexp.files; f && !found; f = f->next)
+                        if (f->ino == ino && f->exp) {
+                                f->users++;
+                                found = f;
+                        }
+        return found;
 }
 
 struct fexp_file *fexp_lookup(const char *name) {
-        LOCK_GUARD(&g_fexp.lock);
-        for (struct fexp_file *f = g_fexp.files; f; f = f->next)
-                if (f->listed && strcmp(f->name, name) == 0) {
-                        f->nlookup++;
-                        f->users++; /* the caller fills the reply from the node: fexp_put after */
-                        return f;
-                }
-        return NULL;
+        struct fexp_file *found = NULL;
+
+        WITH_LOCK(&g_fexp.lock)
+                for (struct fexp_file *f = g_fexp.files; f && !found; f = f->next)
+                        if (f->listed && strcmp(f->name, name) == 0) {
+                                f->nlookup++;
+                                f->users++; /* the caller fills the reply from the node: fexp_put after */
+                                found = f;
+                        }
+        return found;
 }
 
 void fexp_put(struct fexp_file *f) {
@@ -243,14 +249,14 @@ void fexp_put(struct fexp_file *f) {
 }
 
 void fexp_forget(fuse_ino_t ino, uint64_t nlookup) {
-        LOCK_GUARD(&g_fexp.lock);
-        for (struct fexp_file *f = g_fexp.files; f; f = f->next)
-                if (f->ino == ino) {
-                        f->nlookup = nlookup > f->nlookup ? 0 : f->nlookup - nlookup;
-                        if (!f->listed && f->users == 0 && !f->exp && f->nlookup == 0)
-                                file_free_locked(f);
-                        return;
-                }
+        WITH_LOCK(&g_fexp.lock)
+                for (struct fexp_file *f = g_fexp.files; f; f = f->next)
+                        if (f->ino == ino) {
+                                f->nlookup = nlookup > f->nlookup ? 0 : f->nlookup - nlookup;
+                                if (!f->listed && f->users == 0 && !f->exp && f->nlookup == 0)
+                                        file_free_locked(f);
+                                break;
+                        }
 }
 
 void fexp_snapshot_free(struct fexp_dirent *d, size_t n) {
@@ -259,8 +265,7 @@ void fexp_snapshot_free(struct fexp_dirent *d, size_t n) {
         free(d);
 }
 
-int fexp_snapshot(struct fexp_dirent **ret) {
-        LOCK_GUARD(&g_fexp.lock);
+static int snapshot_locked(struct fexp_dirent **ret) {
         size_t n = 0, i = 0;
 
         for (struct fexp_file *f = g_fexp.files; f; f = f->next)
@@ -283,15 +288,23 @@ int fexp_snapshot(struct fexp_dirent **ret) {
         return (int) n;
 }
 
+int fexp_snapshot(struct fexp_dirent **ret) {
+        int r;
+
+        WITH_LOCK(&g_fexp.lock)
+                r = snapshot_locked(ret);
+        return r;
+}
+
 void fexp_totals(uint64_t *ret_bytes, uint64_t *ret_files) {
-        LOCK_GUARD(&g_fexp.lock);
         *ret_bytes = 0;
         *ret_files = 0;
-        for (struct fexp_file *f = g_fexp.files; f; f = f->next)
-                if (f->listed && f->node) {
-                        *ret_bytes += orion_bdev_size(f->node);
-                        (*ret_files)++;
-                }
+        WITH_LOCK(&g_fexp.lock)
+                for (struct fexp_file *f = g_fexp.files; f; f = f->next)
+                        if (f->listed && f->node) {
+                                *ret_bytes += orion_bdev_size(f->node);
+                                (*ret_files)++;
+                        }
 }
 
 /* ---- Notifications ------------------------------------------------------------------------ */
@@ -447,12 +460,17 @@ static int prepare_mountpoint(const char *mp, struct orion_error *err) {
                 return orion_error_set(err, -r, "fuse: mount point '%s': %s", mp, strerror(-r));
         if (!S_ISDIR(mode))
                 return orion_error_set(err, ENOTDIR, "fuse: mount point '%s' is not a directory", mp);
+        /* A live FUSE mount there belongs to someone else (another oriond): never stack on it. */
+        struct statfs sfs;
+        if (statfs(mp, &sfs) == 0 && sfs.f_type == FUSE_SUPER_MAGIC)
+                return orion_error_set(err, EBUSY, "fuse: '%s' is already a FUSE mount (another oriond?)", mp);
         return 0;
 }
 
 /* ---- Session ------------------------------------------------------------------------------ */
 
-static void fexp_log_cb(enum fuse_log_level level, const char *fmt, va_list ap) {
+__attribute__((format(printf, 2, 0))) static void fexp_log_cb(enum fuse_log_level level, const char *fmt,
+                                                          va_list ap) {
         enum orion_log_level l = level <= FUSE_LOG_ERR       ? ORION_LOG_ERR
                                  : level == FUSE_LOG_WARNING ? ORION_LOG_WARNING
                                  : level <= FUSE_LOG_INFO    ? ORION_LOG_INFO
@@ -472,6 +490,7 @@ static void *loop_thread(void *arg) {
         int r = fuse_session_loop_mt(g_fexp.se, lc);
 
         fuse_loop_cfg_destroy(lc);
+        atomic_store(&g_fexp.loop_ended, true);
         if (!atomic_load(&g_fexp.stopping))
                 orion_warn("fuse: session on '%s' ended (%s); image files are gone until restart",
                            g_fexp.mountpoint, r == 0 ? "unmounted" : strerror(r < 0 ? -r : r));
@@ -489,9 +508,12 @@ static int fexp_start(const struct daemon_config *cfg, struct orion_error *err) 
         r = prepare_mountpoint(mp, err);
         if (r < 0)
                 return r;
-        g_fexp.mountpoint = strdup(mp);
-        if (!g_fexp.mountpoint)
+        char *mp_copy = strdup(mp);
+        if (!mp_copy)
                 return orion_error_set(err, ENOMEM, "fuse: out of memory");
+        pthread_rwlock_wrlock(&g_fexp.se_lock);
+        g_fexp.mountpoint = mp_copy;
+        pthread_rwlock_unlock(&g_fexp.se_lock);
         g_fexp.root_uid = getuid();
         g_fexp.root_gid = getgid();
         clock_gettime(CLOCK_REALTIME, &g_fexp.started);
@@ -530,6 +552,7 @@ static int fexp_start(const struct daemon_config *cfg, struct orion_error *err) 
         pthread_rwlock_wrlock(&g_fexp.se_lock);
         g_fexp.se = se;
         atomic_store(&g_fexp.stopping, false);
+        atomic_store(&g_fexp.loop_ended, false);
         r = -pthread_create(&g_fexp.loop_thread, NULL, loop_thread, lc);
         g_fexp.loop_running = r == 0;
         if (r < 0)
@@ -548,7 +571,9 @@ fail_mounted:
         fuse_session_unmount(se);
         fuse_session_destroy(se);
 fail:
+        pthread_rwlock_wrlock(&g_fexp.se_lock);
         free(TAKE_PTR(g_fexp.mountpoint));
+        pthread_rwlock_unlock(&g_fexp.se_lock);
         return r;
 }
 
@@ -610,16 +635,21 @@ static void fexp_stop(void) {
                         export_unref(drops[i]);
         } while (ndrops == ELEMENTSOF(drops));
         orion_info("fuse: unmounted '%s'", g_fexp.mountpoint);
+        pthread_rwlock_wrlock(&g_fexp.se_lock);
         free(TAKE_PTR(g_fexp.mountpoint));
+        pthread_rwlock_unlock(&g_fexp.se_lock);
 }
 
 static void fexp_status(struct json_object *out) {
         uint64_t bytes, files;
 
         fexp_totals(&bytes, &files);
+        pthread_rwlock_rdlock(&g_fexp.se_lock);
         json_object_object_add(out, "mountpoint",
                                g_fexp.mountpoint ? json_object_new_string(g_fexp.mountpoint) : NULL);
-        json_object_object_add(out, "mounted", json_object_new_boolean(g_fexp.loop_running));
+        bool mounted = g_fexp.loop_running && !atomic_load(&g_fexp.loop_ended);
+        pthread_rwlock_unlock(&g_fexp.se_lock);
+        json_object_object_add(out, "mounted", json_object_new_boolean(mounted));
         json_object_object_add(out, "files", json_object_new_int64((int64_t) files));
         json_object_object_add(out, "cache", json_object_new_string(g_fexp.defaults.direct ? "direct" : "page"));
         json_object_object_add(out, "allow-other", json_object_new_boolean(g_fexp.allow_other));

@@ -61,7 +61,8 @@ struct fexp_state {
         struct fuse_session *se;
         char *mountpoint;
         pthread_t loop_thread;
-        bool loop_running;
+        bool loop_running;          /* a session thread exists (joined by stop) */
+        atomic_bool loop_ended;     /* the session ended: unmounted from outside, or stopping */
         atomic_bool stopping;
         unsigned threads;
         bool allow_other;

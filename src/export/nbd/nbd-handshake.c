@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -54,6 +55,16 @@ struct orion_export *nbd_export_lookup(const char *name) {
         for (size_t i = 0; i < n; i++)
                 export_unref(list[i]);
         return found;
+}
+
+/* nbd_export_lookup, but while the server is starting an unknown name is looked up again for
+ * a while: the daemon adds the configured exports after the (inherited) socket is live. */
+static struct orion_export *conn_export_lookup(const struct nbd_conn *c, const char *name) {
+        struct orion_export *e;
+
+        while (!(e = nbd_export_lookup(name)) && nbd_server_starting(c->srv))
+                (void) nanosleep(&(struct timespec) { .tv_nsec = 50 * 1000000 }, NULL);
+        return e;
 }
 
 static bool export_readonly(const struct orion_export *e) {
@@ -268,7 +279,7 @@ static int opt_info_go(struct nbd_conn *c, uint32_t option, const uint8_t *data,
                         want_desc = true;
         }
 
-        struct orion_export *e = nbd_export_lookup(name);
+        struct orion_export *e = conn_export_lookup(c, name);
         if (!e) {
                 char msg[NBD_MAX_STRING + 64];
                 (void) snprintf(msg, sizeof(msg), "no export named '%s'", name);
@@ -298,7 +309,7 @@ static int opt_export_name(struct nbd_conn *c, const uint8_t *data, uint32_t len
         name = strndup((const char *) data, len);
         if (!name)
                 return -ENOMEM;
-        struct orion_export *e = nbd_export_lookup(name);
+        struct orion_export *e = conn_export_lookup(c, name);
         if (!e) {
                 orion_info("nbd: %s: no export named '%s', disconnecting", c->peer, name);
                 return -ENOENT;
@@ -354,7 +365,7 @@ static int opt_meta_context(struct nbd_conn *c, uint32_t option, const uint8_t *
         if (list && nq == 0)
                 match = true; /* no query: list everything */
 
-        struct orion_export *e = nbd_export_lookup(name);
+        struct orion_export *e = conn_export_lookup(c, name);
         if (!e) {
                 char msg[NBD_MAX_STRING + 64];
                 (void) snprintf(msg, sizeof(msg), "no export named '%s'", name);
@@ -377,6 +388,35 @@ static int opt_meta_context(struct nbd_conn *c, uint32_t option, const uint8_t *
         return opt_ack(c, option);
 }
 
+/* ---- NBD_OPT_STARTTLS ------------------------------------------------------------------------ */
+
+static void reset_negotiation(struct nbd_conn *c) {
+        /* Nothing negotiated in clear text survives the upgrade (downgrade attacks). */
+        c->structured = false;
+        c->meta_base_allocation = false;
+        free(c->meta_export);
+        c->meta_export = NULL;
+}
+
+static int opt_starttls(struct nbd_conn *c, uint32_t len) {
+        int r;
+
+        if (len != 0)
+                return opt_error(c, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data");
+        if (nbd_tls_mode == NBD_TLS_OFF)
+                return opt_error(c, NBD_OPT_STARTTLS, NBD_REP_ERR_UNSUP, "TLS is not enabled on this server");
+        if (c->tls)
+                return opt_error(c, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID, "TLS is already active");
+        r = opt_ack(c, NBD_OPT_STARTTLS);
+        if (r < 0)
+                return r;
+        r = nbd_tls_start(c);
+        if (r < 0)
+                return r;
+        reset_negotiation(c);
+        return 0;
+}
+
 /* ---- The option loop ------------------------------------------------------------------------ */
 
 /* Handle one option whose payload has been read. 1 = start transmission, 0 = next option,
@@ -392,9 +432,7 @@ static int handle_option(struct nbd_conn *c, uint32_t option, const uint8_t *dat
         case NBD_OPT_LIST:
                 return opt_list(c, len);
         case NBD_OPT_STARTTLS:
-                if (len != 0)
-                        return opt_error(c, option, NBD_REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data");
-                return opt_error(c, option, NBD_REP_ERR_UNSUP, "TLS is not supported by this server");
+                return opt_starttls(c, len);
         case NBD_OPT_INFO:
         case NBD_OPT_GO:
                 return opt_info_go(c, option, data, len);
@@ -474,6 +512,16 @@ int nbd_handshake(struct nbd_conn *c) {
                  * cannot be answered, so end the connection. */
                 if (!c->fixed_newstyle && option != NBD_OPT_EXPORT_NAME)
                         return -EPROTO;
+                if (nbd_tls_mode == NBD_TLS_REQUIRE && !c->tls && option != NBD_OPT_STARTTLS &&
+                    option != NBD_OPT_ABORT) {
+                        /* EXPORT_NAME cannot be refused politely. */
+                        if (option == NBD_OPT_EXPORT_NAME)
+                                return -EACCES;
+                        r = opt_error(c, option, NBD_REP_ERR_TLS_REQD, "TLS is required: use NBD_OPT_STARTTLS");
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 r = handle_option(c, option, data, len);
                 if (r == 2)
                         return 0;

@@ -43,7 +43,9 @@ struct nbd_conn {
         struct nbd_server *srv;        /* NULL when run standalone (fuzzing) */
         struct nbd_conn *next;         /* server's list (server lock) */
 
-        /* Negotiation state. */
+        void *tls;                     /* gnutls_session_t once STARTTLS succeeded */
+
+        /* Negotiation state (reset by STARTTLS). */
         bool fixed_newstyle;
         bool no_zeroes;
         bool structured;               /* NBD_OPT_STRUCTURED_REPLY done */
@@ -89,6 +91,20 @@ int nbd_recv_discard(struct nbd_conn *c, uint64_t len);
 int nbd_sendv_full(struct nbd_conn *c, struct iovec *iov, int n);
 int nbd_send_full(struct nbd_conn *c, const void *buf, size_t len);
 
+/* ---- nbd-tls.c: NBD_OPT_STARTTLS ----------------------------------------------------------- */
+enum nbd_tls_mode { NBD_TLS_OFF, NBD_TLS_ON, NBD_TLS_REQUIRE };
+extern enum nbd_tls_mode nbd_tls_mode;
+/* Read nbd-tls, nbd-tls-certificates, nbd-tls-psk and load the credentials. */
+int nbd_tls_setup(const struct daemon_config *cfg, struct orion_error *err);
+void nbd_tls_done(void);
+/* Server side of the TLS handshake on c->fd; sets c->tls. */
+int nbd_tls_start(struct nbd_conn *c);
+/* Send close_notify and free the session. */
+void nbd_tls_close(struct nbd_conn *c);
+/* Like recv(): bytes, 0 at end of stream, -errno. */
+ssize_t nbd_tls_recv(struct nbd_conn *c, void *buf, size_t len);
+int nbd_tls_sendv(struct nbd_conn *c, struct iovec *iov, int n);
+
 /* ---- nbd-reply.c: replies in the transmission phase ----------------------------------------- */
 /* One piece of a read reply: data (from the request's buffer) or a hole that reads as zeroes. */
 struct nbd_seg {
@@ -125,6 +141,9 @@ int nbd_transmission(struct nbd_conn *c);
 /* Run one whole connection on fd (takes ownership of fd): handshake, transmission, close.
  * srv may be NULL (fuzzing, tests). */
 void nbd_conn_serve(struct nbd_server *srv, int fd, const char *peer);
+/* True during the first seconds after the server started, while the daemon may still be
+ * adding the exports of its config (socket-activated clients connect before that). */
+bool nbd_server_starting(const struct nbd_server *srv);
 /* Handshake read timeout in seconds (0 = none), and worker threads per connection. */
 extern unsigned nbd_handshake_timeout;
 extern unsigned nbd_conn_threads;

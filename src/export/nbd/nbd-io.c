@@ -11,7 +11,9 @@ int nbd_recv_full(struct nbd_conn *c, void *buf, size_t len) {
         char *p = buf;
 
         while (len > 0) {
-                ssize_t n = recv(c->fd, p, len, 0);
+                ssize_t n = c->tls ? nbd_tls_recv(c, p, len) : recv(c->fd, p, len, 0);
+                if (c->tls && n < 0)
+                        return (int) n;
                 if (n == 0)
                         return -ECONNRESET;
                 if (n < 0) {
@@ -41,6 +43,8 @@ int nbd_recv_discard(struct nbd_conn *c, uint64_t len) {
 }
 
 int nbd_sendv_full(struct nbd_conn *c, struct iovec *iov, int n) {
+        if (c->tls)
+                return nbd_tls_sendv(c, iov, n);
         while (n > 0) {
                 struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t) n };
                 ssize_t w = sendmsg(c->fd, &msg, MSG_NOSIGNAL);

@@ -50,6 +50,7 @@ struct nbd_server {
         unsigned max_conns;
         uint64_t total_conns;
         uint64_t refused_conns;
+        uint64_t started_ns;
 };
 
 static struct nbd_server g_srv = {
@@ -58,9 +59,16 @@ static struct nbd_server g_srv = {
         .wake_fd = -1,
 };
 
+#define STARTUP_GRACE_NS (UINT64_C(2) * 1000000000)
+
+bool nbd_server_starting(const struct nbd_server *srv) {
+        return srv && now_ns() - srv->started_ns < STARTUP_GRACE_NS;
+}
+
 /* ---- Connections ---------------------------------------------------------------------------- */
 
 static void conn_free(struct nbd_conn *c) {
+        nbd_tls_close(c);
         if (c->exp)
                 export_unref(c->exp);
         free(c->meta_export);
@@ -401,8 +409,8 @@ static int nbd_start(const struct daemon_config *cfg, struct orion_error *err) {
                 r = orion_error_set(err, EINVAL, "nbd: nbd-threads must be 1..%u", NBD_MAX_THREADS);
         if (r < 0)
                 return r;
-        if (config_opt(cfg, "nbd-tls") && parse_bool(config_opt(cfg, "nbd-tls")) != 0)
-                return orion_error_set(err, EOPNOTSUPP, "nbd: TLS is not supported by this build (nbd-tls must be off)");
+        if (r >= 0)
+                r = nbd_tls_setup(cfg, err);
 
         r = listen_activated(srv, err);
         if (r == 0)
@@ -425,6 +433,7 @@ static int nbd_start(const struct daemon_config *cfg, struct orion_error *err) {
                 goto fail;
         }
         srv->running = true;
+        srv->started_ns = now_ns();
         for (size_t i = 0; i < srv->nl; i++)
                 orion_info("nbd: listening on %s", srv->l[i].addr);
         return 0;
@@ -433,6 +442,7 @@ fail:
                 (void) close(srv->wake_fd);
         srv->wake_fd = -1;
         close_listeners(srv);
+        nbd_tls_done();
         return r;
 }
 
@@ -458,6 +468,7 @@ static void nbd_stop(void) {
         while (srv->nconns > 0)
                 pthread_cond_wait(&srv->cond, &srv->lock);
         srv->running = false;
+        nbd_tls_done();
         orion_info("nbd: server stopped");
 }
 
@@ -501,6 +512,7 @@ static void nbd_status(struct json_object *out) {
                 json_object_object_add(o, "peer", json_object_new_string(c->peer));
                 json_object_object_add(o, "export", c->exp ? json_object_new_string(c->exp->name) : NULL);
                 json_object_object_add(o, "structured-replies", json_object_new_boolean(c->structured));
+                json_object_object_add(o, "tls", json_object_new_boolean(c->tls != NULL));
                 json_object_object_add(o, "requests", json_object_new_uint64(atomic_load(&c->requests)));
                 json_object_object_add(o, "bytes-read", json_object_new_uint64(atomic_load(&c->bytes_read)));
                 json_object_object_add(o, "bytes-written", json_object_new_uint64(atomic_load(&c->bytes_written)));
@@ -512,7 +524,9 @@ static void nbd_status(struct json_object *out) {
         json_object_object_add(out, "max-connections", json_object_new_int64(srv->max_conns));
         json_object_object_add(out, "total-connections", json_object_new_uint64(srv->total_conns));
         json_object_object_add(out, "refused-connections", json_object_new_uint64(srv->refused_conns));
-        json_object_object_add(out, "tls", json_object_new_boolean(false));
+        json_object_object_add(out, "tls", json_object_new_string(nbd_tls_mode == NBD_TLS_REQUIRE ? "require"
+                                                                  : nbd_tls_mode == NBD_TLS_ON    ? "on"
+                                                                                                  : "off"));
         json_object_object_add(out, "clients", clients);
 }
 

@@ -1,0 +1,117 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Encrypt layer benchmark, in one run: `openssl speed -evp aes-256-xts` on one core; the
+# layer in-process over a memory node (1 MiB sequential writes and reads, one thread pinned
+# to one core, 4096- and 512-byte sectors); and 1 MiB sequential fio writes and reads through
+# the NBD export of a memory node with and without the encrypt layer. Prints MB/s and the
+# ratio per core to openssl. Not a test: nothing is asserted.
+# Usage: bench/encrypt.sh [-r RUNTIME_S] [-s SIZE_MB] [-b BUILD_DIR]
+set -euo pipefail
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+
+runtime=5
+size_mb=256
+build=$(cd "$(dirname "$0")/.." && pwd)/build
+while getopts "r:s:b:" o; do
+        case $o in
+        r) runtime=$OPTARG ;;
+        s) size_mb=$OPTARG ;;
+        b) build=$OPTARG ;;
+        *) echo "usage: $0 [-r RUNTIME_S] [-s SIZE_MB] [-b BUILD_DIR]" >&2; exit 2 ;;
+        esac
+done
+for c in openssl fio taskset nbdinfo /usr/bin/python3; do
+        command -v "$c" >/dev/null || { echo "$c is needed" >&2; exit 1; }
+done
+oriond=$build/src/daemon/oriond
+orionctl=$build/src/cli/orionctl
+inproc=$build/bench/encrypt-inproc
+for f in "$oriond" "$orionctl" "$inproc"; do
+        [ -x "$f" ] || { echo "build first ($f missing)" >&2; exit 1; }
+done
+export ORION_PLUGIN_DIR=${ORION_PLUGIN_DIR:-$build/plugins}
+
+tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/orion-bench.XXXXXX")
+pid=
+cleanup() {
+        [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
+        wait 2>/dev/null || true
+        rm -rf "$tmp"
+}
+trap cleanup EXIT
+ncpu=$(nproc)
+echo "$(nproc) CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+# ---- openssl, one core: its largest block size (8 KiB or 16 KiB), in MB/s ----------------
+openssl_mbs=$(taskset -c 0 openssl speed -evp aes-256-xts -seconds 3 2>/dev/null |
+        awk '/^AES-256-XTS/ || /^aes-256-xts/ { v = $NF; sub(/k$/, "", v); print int(v * 1000 / 1e6) }')
+[ -n "$openssl_mbs" ] || { echo "could not parse openssl speed" >&2; exit 1; }
+
+# ---- in-process, one thread on core 0 ------------------------------------------------------
+inproc_4k=$(taskset -c 0 "$inproc" "$runtime" 4096 | tail -1)
+inproc_512=$(taskset -c 0 "$inproc" "$runtime" 512 | tail -1)
+
+# ---- through NBD: memory node plain and encrypted, same daemon --------------------------
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+printf 'bench passphrase' >"$tmp/key"
+mkdir -p "$tmp/state"
+cat >"$tmp/oriond.conf" <<CONF
+[daemon]
+state-dir = $tmp/state
+nbd-listen = 127.0.0.1:$port
+
+[node plain]
+type = memory
+size = $((size_mb + 32))M
+
+[node backing]
+type = memory
+size = $((size_mb + 32))M
+
+[export plain]
+node = plain
+protocols = nbd
+CONF
+"$oriond" --foreground --config "$tmp/oriond.conf" --control-socket "$tmp/ctl.sock" --pidfile "$tmp/pid" \
+        --state-dir "$tmp/state" >"$tmp/oriond.log" 2>&1 &
+pid=$!
+for _ in $(seq 300); do [ -s "$tmp/pid" ] && break; sleep 0.1; done
+ctl() { "$orionctl" --socket "$tmp/ctl.sock" "$@" >/dev/null; }
+ctl format encrypt child=backing key-file="$tmp/key" pbkdf=pbkdf2 pbkdf-force-iterations=1000
+ctl node-add vol encrypt child=backing key-file="$tmp/key"
+ctl export-add vol vol
+for name in plain vol; do
+        for rw in write read; do
+                fio --name="$rw" --ioengine=nbd --uri="nbd://127.0.0.1:$port/$name" --rw="$rw" --bs=1M \
+                    --iodepth=4 --numjobs=1 --size="${size_mb}M" --time_based --runtime="$runtime" --ramp_time=1 \
+                    --output-format=json --output="$tmp/$name.$rw.json" >/dev/null 2>&1 ||
+                        { echo "fio failed: $rw on $name" >&2; exit 1; }
+        done
+done
+
+/usr/bin/python3 - "$tmp" "$openssl_mbs" "$ncpu" "$inproc_4k" "$inproc_512" <<'PY'
+import json, sys
+tmp, ossl, ncpu = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+def kv(line):
+    return {k: v for k, v in (w.split("=") for w in line.split())}
+def fio(name, rw):
+    j = json.load(open(f"{tmp}/{name}.{rw}.json"))["jobs"][0]
+    return j[rw]["bw_bytes"] / 1e6
+print(f"openssl speed -evp aes-256-xts, one core:            {ossl:8.0f} MB/s")
+print()
+print("in-process, one thread (1 MiB requests)      MB/s   ratio to openssl (per core)")
+for line in sys.argv[4:6]:
+    d = kv(line)
+    s = d["sector"]
+    for key, label in (("xts_only", "libgcrypt XTS loop alone"), ("encrypt_write", "encrypt over memory, write"),
+                       ("encrypt_read", "encrypt over memory, read"), ("memory_write", "memory node alone, write"),
+                       ("memory_read", "memory node alone, read")):
+        v = float(d[key])
+        print(f"  sector {s:>4} {label:30s} {v:8.0f}   {v / ossl:5.2f}")
+print()
+print(f"NBD export, fio 1 MiB sequential, iodepth 4      MB/s   ratio per core ({ncpu} cores)")
+for rw in ("write", "read"):
+    p, e = fio("plain", rw), fio("vol", rw)
+    print(f"  memory node, {rw:5s}                    {p:8.0f}")
+    print(f"  encrypt over memory, {rw:5s}            {e:8.0f}   {e / ncpu / ossl:5.2f}   ({e / p:.2f} of plain)")
+PY
