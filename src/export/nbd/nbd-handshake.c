@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -54,6 +55,16 @@ struct orion_export *nbd_export_lookup(const char *name) {
         for (size_t i = 0; i < n; i++)
                 export_unref(list[i]);
         return found;
+}
+
+/* nbd_export_lookup, but while the server is starting an unknown name is looked up again for
+ * a while: the daemon adds the configured exports after the (inherited) socket is live. */
+static struct orion_export *conn_export_lookup(const struct nbd_conn *c, const char *name) {
+        struct orion_export *e;
+
+        while (!(e = nbd_export_lookup(name)) && nbd_server_starting(c->srv))
+                (void) nanosleep(&(struct timespec) { .tv_nsec = 50 * 1000000 }, NULL);
+        return e;
 }
 
 static bool export_readonly(const struct orion_export *e) {
@@ -268,7 +279,7 @@ static int opt_info_go(struct nbd_conn *c, uint32_t option, const uint8_t *data,
                         want_desc = true;
         }
 
-        struct orion_export *e = nbd_export_lookup(name);
+        struct orion_export *e = conn_export_lookup(c, name);
         if (!e) {
                 char msg[NBD_MAX_STRING + 64];
                 (void) snprintf(msg, sizeof(msg), "no export named '%s'", name);
@@ -298,7 +309,7 @@ static int opt_export_name(struct nbd_conn *c, const uint8_t *data, uint32_t len
         name = strndup((const char *) data, len);
         if (!name)
                 return -ENOMEM;
-        struct orion_export *e = nbd_export_lookup(name);
+        struct orion_export *e = conn_export_lookup(c, name);
         if (!e) {
                 orion_info("nbd: %s: no export named '%s', disconnecting", c->peer, name);
                 return -ENOENT;
@@ -354,7 +365,7 @@ static int opt_meta_context(struct nbd_conn *c, uint32_t option, const uint8_t *
         if (list && nq == 0)
                 match = true; /* no query: list everything */
 
-        struct orion_export *e = nbd_export_lookup(name);
+        struct orion_export *e = conn_export_lookup(c, name);
         if (!e) {
                 char msg[NBD_MAX_STRING + 64];
                 (void) snprintf(msg, sizeof(msg), "no export named '%s'", name);
