@@ -292,11 +292,14 @@ static void encrypt_close(struct orion_bdev *b) {
 /* After a successful unlock, rewrite a damaged or stale header copy from the good one. */
 static void repair_copies(struct encrypt *e) {
         for (int copy = 0; copy < 2; copy++) {
-                if (e->hdr.state[copy] == LUKS2_COPY_OK || !e->io.write)
+                if (e->hdr.state[copy] == LUKS2_COPY_OK)
                         continue;
-                if (luks2_hdr_write_copy(&e->io, &e->hdr, copy) < 0 || child_flush(e->child) < 0) {
+                if (!e->io.write || luks2_hdr_write_copy(&e->io, &e->hdr, copy) < 0 || child_flush(e->child) < 0) {
                         orion_warn("encrypt '%s': could not repair the %s LUKS2 header", orion_bdev_name(e->self),
                                    copy ? "secondary" : "primary");
+                        /* Data is fine, but one more damaged copy and the volume is lost. */
+                        orion_bdev_set_health(e->self, ORION_HEALTH_DEGRADED, "%s LUKS2 header damaged, not repaired",
+                                              copy ? "secondary" : "primary");
                         continue;
                 }
                 orion_warn("encrypt '%s': rewrote the %s LUKS2 header from the %s copy", orion_bdev_name(e->self),

@@ -252,6 +252,21 @@ START_TEST(test_repair) {
         blk[5] ^= 0x20;
         ck_assert_mem_eq(blk, blk2, sizeof(blk));
         t_node_remove("vol");
+        /* A child that refuses writes: the damaged copy cannot be repaired, the node opens
+         * (reads work) but reports itself degraded. */
+        ck_assert_int_eq(orion_bdev_pread(mem, blk, sizeof(blk), 4096, 0), 0);
+        blk[5] ^= 0x20;
+        ck_assert_int_eq(orion_bdev_pwrite(mem, blk, sizeof(blk), 4096, 0), 0);
+        t_node_add("ro", "error", t_params("child", "mem", "ops", "write", "error", "EIO", NULL));
+        vol = t_node_add("vol", "encrypt", t_params("child", "ro", "key-file", g_key1, NULL));
+        st = json_object_new_object();
+        graph_node_info(vol, st, false);
+        ck_assert_ptr_nonnull(strstr(json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN), "\"health\":\"degraded\""));
+        json_object_put(st);
+        ck_assert_int_eq(orion_bdev_pread(vol, blk2, sizeof(blk2), 0, 0), 0);
+        t_node_remove("vol");
+        t_node_remove("ro");
+        blk[5] ^= 0x20;
         /* both copies damaged: a clear error */
         blk[5] ^= 0x20;
         ck_assert_int_eq(orion_bdev_pwrite(mem, blk, sizeof(blk), 4096, 0), 0);
