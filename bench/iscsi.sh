@@ -1,9 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # iSCSI target benchmark: the same file served by Orion's target and by tgtd, in one run, driven
-# by the same clients: fio (nbd engine) through a qemu-nbd bridge to iscsi:// (4k random read and
-# write at QD 32, 1M sequential read and write at QD 8), and iscsi-perf (libiscsi directly, 4k
-# random reads, 32 in flight). Prints IOPS and MB/s per target and Orion's ratio to tgtd.
+# by the same clients: bench/iscsi-load.c (libiscsi straight to the target, built here), fio (nbd
+# engine) through a qemu-nbd bridge to iscsi://, both for 4k random read and write at QD 32 and
+# 1M sequential read and write at QD 8, and iscsi-perf (4k random reads, 32 in flight). Prints
+# IOPS and MB/s per target and Orion's ratio to tgtd.
 # Not a test: nothing is asserted. Needs root for tgtd.
 # Usage: bench/iscsi.sh [-r RUNTIME_S] [-s SIZE_MB] [-b BUILD_DIR]
 set -euo pipefail
@@ -20,7 +21,7 @@ while getopts "r:s:b:" o; do
         *) echo "usage: $0 [-r RUNTIME_S] [-s SIZE_MB] [-b BUILD_DIR]" >&2; exit 2 ;;
         esac
 done
-for c in fio qemu-nbd nbdinfo iscsi-perf iscsi-inq tgtd tgtadm /usr/bin/python3; do
+for c in cc fio qemu-nbd nbdinfo iscsi-perf iscsi-inq tgtd tgtadm /usr/bin/python3; do
         command -v "$c" >/dev/null || { echo "$c is needed" >&2; exit 1; }
 done
 oriond=$build/src/daemon/oriond
@@ -28,13 +29,17 @@ oriond=$build/src/daemon/oriond
 
 tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/orion-bench.XXXXXX")
 pids=()
+tgtd_pid=
 cleanup() {
         for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+        # tgtd ignores SIGTERM while it has targets
+        [ -z "$tgtd_pid" ] || kill -KILL "$tgtd_pid" 2>/dev/null || true
         wait 2>/dev/null || true
         rm -rf "$tmp"
 }
 trap cleanup EXIT
 
+cc -O2 -o "$tmp/iscsi-load" "$(dirname "$0")/iscsi-load.c" -liscsi || { echo "cannot build iscsi-load (libiscsi-dev)" >&2; exit 1; }
 port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 img=$tmp/disk.img
 # Written, not sparse: reads must hit real data on both targets.
@@ -64,7 +69,7 @@ url_orion=iscsi://127.0.0.1:$p_orion/iqn.2026-11.org.orion:disk/0
 p_tgt=$(port)
 ctl=$((20000 + RANDOM % 20000))
 tgtd -f -C "$ctl" --iscsi portal=127.0.0.1:$p_tgt >"$tmp/tgtd.log" 2>&1 &
-pids+=($!)
+tgtd_pid=$!
 tgt_iqn=iqn.2026-11.org.orion:bench-tgt
 for _ in $(seq 100); do tgtadm -C "$ctl" --lld iscsi --op show --mode target >/dev/null 2>&1 && break; sleep 0.1; done
 tgtadm -C "$ctl" --lld iscsi --op new --mode target --tid 1 -T "$tgt_iqn"
@@ -78,25 +83,30 @@ for u in "$url_orion" "$url_tgt"; do
 done
 
 # The same bridge for both: qemu-nbd (libiscsi inside) re-exports each LUN over NBD for fio.
-bridge() {
-        local p
-        p=$(port)
-        qemu-nbd -t -e 8 -f raw --cache=none --aio=threads -b 127.0.0.1 -p "$p" -x disk "$1" \
-                >"$tmp/qemu-nbd.$2.log" 2>&1 &
+bridge() { # URL NAME: sets $bport
+        bport=$(port)
+        qemu-nbd -t -e 8 -f raw -b 127.0.0.1 -p "$bport" -x disk "$1" >"$tmp/qemu-nbd.$2.log" 2>&1 &
         pids+=($!)
-        for _ in $(seq 300); do nbdinfo --size "nbd://127.0.0.1:$p/disk" >/dev/null 2>&1 && break; sleep 0.1; done
-        echo "$p"
+        for _ in $(seq 300); do nbdinfo --size "nbd://127.0.0.1:$bport/disk" >/dev/null 2>&1 && break; sleep 0.1; done
 }
-b_orion=$(bridge "$url_orion" orion)
-b_tgt=$(bridge "$url_tgt" tgtd)
+bridge "$url_orion" orion
+b_orion=$bport
+bridge "$url_tgt" tgtd
+b_tgt=$bport
 
 # name rw bs iodepth
 workloads=("4k-randread randread 4k 32" "4k-randwrite randwrite 4k 32" "1M-seqread read 1M 8" "1M-seqwrite write 1M 8")
 targets=("orion $b_orion" "tgtd $b_tgt")
 
-echo "fio nbd engine -> qemu-nbd -> iscsi://, 1 job, ${runtime}s per run, ${size_mb} MiB file, $(nproc) CPUs" >&2
+echo "${runtime}s per run, ${size_mb} MiB file, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)" >&2
 for w in "${workloads[@]}"; do
         read -r wname rw bs qd <<<"$w"
+        case $bs in *k) bytes=$((${bs%k} << 10)) ;; *M) bytes=$((${bs%M} << 20)) ;; *) bytes=$bs ;; esac
+        for t in "orion $url_orion" "tgtd $url_tgt"; do
+                read -r tname u <<<"$t"
+                "$tmp/iscsi-load" "$u" "$rw" "$bytes" "$qd" "$runtime" >"$tmp/load.$wname.$tname" ||
+                        { echo "iscsi-load failed: $wname on $tname" >&2; exit 1; }
+        done
         for t in "${targets[@]}"; do
                 read -r tname p <<<"$t"
                 fio --name="$wname" --ioengine=nbd --uri="nbd://127.0.0.1:$p/disk" --rw="$rw" --bs="$bs" \
@@ -121,11 +131,18 @@ print("-" * 84)
 for w in workloads:
     res = {}
     for t in ("orion", "tgtd"):
+        iops, _, mbs, _ = open("%s/load.%s.%s" % (tmp, w, t)).read().split()
+        res[t] = (float(iops), float(mbs))
+    cells = ["%9.0f / %9.1f" % res[t] for t in ("orion", "tgtd")]
+    print("%-22s | %-21s | %-21s | %.2f" % (w + " direct", cells[0], cells[1], res["orion"][0] / max(res["tgtd"][0], 1)))
+for w in workloads:
+    res = {}
+    for t in ("orion", "tgtd"):
         j = json.load(open("%s/%s.%s.json" % (tmp, w, t)))["jobs"][0]
         side = j["read"] if j["read"]["io_bytes"] > 0 else j["write"]
         res[t] = (side["iops"], side["bw_bytes"] / 1e6)
     cells = ["%9.0f / %9.1f" % res[t] for t in ("orion", "tgtd")]
-    print("%-22s | %-21s | %-21s | %.2f" % (w, cells[0], cells[1], res["orion"][0] / max(res["tgtd"][0], 1)))
+    print("%-22s | %-21s | %-21s | %.2f" % (w + " qemu-nbd", cells[0], cells[1], res["orion"][0] / max(res["tgtd"][0], 1)))
 res = {}
 for t in ("orion", "tgtd"):
     txt = open("%s/perf.%s.log" % (tmp, t)).read()

@@ -165,22 +165,28 @@ static uint64_t raid1_size(const struct raid *r) {
 static int raid1_read(struct raid *r, void *buf, uint64_t len, uint64_t off) {
         unsigned roles[RAID_MAX_MEMBERS];
         uint64_t moffs[RAID_MAX_MEMBERS];
-        size_t max = len / r->chunk + 2, nq = 0;
-        _cleanup_free_ struct orion_req *q = calloc(max, sizeof(*q));
-        uint64_t pos = 0;
+        size_t nq = 0;
+        _cleanup_free_ struct orion_req *q = calloc(RAID_MAX_MEMBERS + 1, sizeof(*q));
+        uint64_t pos = 0, span;
+        unsigned nr = 0;
 
         if (!q)
                 return -ENOMEM;
-        for (unsigned i = 0; i < r->n; i++)
+        for (unsigned i = 0; i < r->n; i++) {
                 roles[i] = i;
-        /* Chunk-sized pieces on rotating members: big reads use every mirror at once. */
+                nr += r->m[i].dev && r->m[i].state == RAID_DEV_ACTIVE;
+        }
+        /* One contiguous piece per in-sync mirror, on rotating members: a big read uses every
+         * mirror at once, a small one goes to the next member. */
+        span = ALIGN_UP((len + MAX(nr, 1u) - 1) / MAX(nr, 1u), (uint64_t) 4096);
         while (pos < len) {
-                uint64_t a = off + pos, l = MIN(r->chunk - a % r->chunk, len - pos);
+                uint64_t a = off + pos, l = MIN(span, len - pos);
                 bool tried[RAID_MAX_MEMBERS] = {};
                 int c;
 
+                /* readable up to the piece's last byte (a rebuilding member is valid below its position) */
                 for (unsigned i = 0; i < r->n; i++)
-                        moffs[i] = a;
+                        moffs[i] = a + l - 1;
                 c = pick_copy(r, roles, moffs, r->n, tried);
                 if (c < 0)
                         return -EIO;
@@ -195,11 +201,18 @@ static int raid1_read(struct raid *r, void *buf, uint64_t len, uint64_t off) {
                 if (q[i].result == 0)
                         continue;
                 raid_member_failed(r, q[i].bdev, q[i].result);
-                for (unsigned j = 0; j < r->n; j++)
-                        moffs[j] = q[i].off - r->data_offset;
-                ret = mirror_read(r, roles, moffs, r->n, q[i].buf, q[i].len);
-                if (ret < 0)
-                        return ret;
+                /* again from the others, chunk by chunk (a rebuilding member may hold part) */
+                for (uint64_t o = 0; o < q[i].len;) {
+                        uint64_t a = q[i].off - r->data_offset + o,
+                                 l = MIN(r->chunk - a % r->chunk, q[i].len - o);
+
+                        for (unsigned j = 0; j < r->n; j++)
+                                moffs[j] = a;
+                        ret = mirror_read(r, roles, moffs, r->n, (uint8_t *) q[i].buf + o, l);
+                        if (ret < 0)
+                                return ret;
+                        o += l;
+                }
         }
         return 0;
 }

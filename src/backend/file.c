@@ -150,6 +150,15 @@ static int file_write_zeroes(struct orion_bdev *b, uint64_t len, uint64_t off, u
          * not, so block devices zero with ZERO_RANGE (which may unmap only if it reads zero). */
         if (!(flags & ORION_NO_HOLE) && !f->blkdev)
                 r = punch_hole(f, len, off);
+        else if (f->blkdev && (flags & ORION_FAST_ZERO)) {
+                /* ZERO_RANGE on a block device falls back to writing zeroes in the kernel;
+                 * PUNCH_HOLE is the no-fallback form (BLKDEV_ZERO_NOFALLBACK), and reads back
+                 * zeroes, so it is the one that can promise speed. */
+                r = do_fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, len, off);
+                if (unsupported(r))
+                        return -ENOTSUP;
+                return r == 0 && (flags & ORION_FUA) ? file_flush(b, 0) : r;
+        }
         if (r == -EOPNOTSUPP)
                 r = zero_range(f, len, off);
         if (r == -EOPNOTSUPP) {
@@ -428,8 +437,15 @@ static int file_open(struct orion_bdev *b, const struct orion_params *p, struct 
                         orion_error_set(err, -r, "file: bad geometry for '%s'", f->path);
                 goto fail;
         }
-        caps = ORION_CAP_FLUSH | ORION_CAP_FUA | ORION_CAP_DISCARD | ORION_CAP_WRITE_ZEROES | ORION_CAP_FAST_ZERO |
-               ORION_CAP_MULTI_CONN;
+        caps = ORION_CAP_FLUSH | ORION_CAP_FUA | ORION_CAP_DISCARD | ORION_CAP_WRITE_ZEROES | ORION_CAP_MULTI_CONN;
+        /* Fast zeroing of a file is hole punching: probe it past the end of the file, where a
+         * file system that can punch does nothing and one that cannot says EOPNOTSUPP. */
+        if (!f->blkdev && !f->readonly &&
+            unsupported(do_fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096,
+                                     ALIGN_UP(orion_bdev_size(b), (uint64_t) 4096) + 4096)))
+                atomic_store(&f->no_punch, true);
+        if (f->blkdev || !atomic_load(&f->no_punch))
+                caps |= ORION_CAP_FAST_ZERO;
         if (!f->blkdev)
                 caps |= ORION_CAP_BLOCK_STATUS;
         if (f->readonly)

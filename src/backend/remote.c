@@ -34,7 +34,7 @@ void remote_done(struct remote_state *rs) {
 }
 
 void remote_conn_up(struct remote_state *rs, bool reconnect) {
-        bool recovered;
+        bool recovered = false;
 
         WITH_LOCK(&rs->lock) {
                 recovered = rs->up == 0 && rs->down_since != 0;
@@ -54,7 +54,7 @@ void remote_conn_up(struct remote_state *rs, bool reconnect) {
 }
 
 void remote_conn_down(struct remote_state *rs, const char *reason) {
-        bool last;
+        bool last = false;
 
         WITH_LOCK(&rs->lock) {
                 if (rs->up > 0)

@@ -337,33 +337,27 @@ static char *read_secret_line(FILE *in, FILE *out, const char *prompt) {
 }
 
 char *read_passphrase(const char *prompt, bool verify) {
-        FILE *tty = fopen("/dev/tty", "r+e");
-        FILE *in = tty ? tty : stdin;
-        FILE *out = tty ? tty : stderr;
-        char *p = read_secret_line(in, out, prompt);
+        /* A terminal on stdin: prompt without echo. Otherwise (a pipe, a file): one line each. */
+        char *p = read_secret_line(stdin, stderr, prompt);
         if (!p) {
                 fprintf(stderr, "orionctl: no passphrase given\n");
-                goto out;
+                return NULL;
         }
         if (!*p) {
                 fprintf(stderr, "orionctl: empty passphrase\n");
                 free_secret(p);
-                p = NULL;
-                goto out;
+                return NULL;
         }
-        if (verify && tty) {
-                char *again = read_secret_line(in, out, "Verify passphrase: ");
+        if (verify && isatty(STDIN_FILENO)) {
+                char *again = read_secret_line(stdin, stderr, "Verify passphrase: ");
                 bool same = again && strcmp(again, p) == 0;
                 free_secret(again);
                 if (!same) {
                         fprintf(stderr, "orionctl: passphrases do not match\n");
                         free_secret(p);
-                        p = NULL;
+                        return NULL;
                 }
         }
-out:
-        if (tty)
-                fclose(tty);
         return p;
 }
 

@@ -57,7 +57,7 @@ void print_json(struct json_object *o); /* pretty JSON for scripts */
 /* Short text of a scalar or a list of scalars ("nbd, fuse"). */
 const char *json_short(struct json_object *o, char *buf, size_t len);
 
-/* Read a passphrase without echo from the terminal (or a line from stdin when it is not one).
+/* Read a passphrase without echo when stdin is a terminal (else one line from stdin).
  * verify: ask twice on a terminal. Returns a malloc'ed string or NULL (error printed). */
 char *read_passphrase(const char *prompt, bool verify);
 /* Wipe and free. */

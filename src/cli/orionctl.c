@@ -21,6 +21,7 @@ static bool arg_json;
 static bool arg_force;
 static bool arg_wait;
 static bool arg_passphrase_prompt;
+static bool arg_new_passphrase_prompt;
 static bool arg_stats;
 static bool arg_help;
 
@@ -120,15 +121,17 @@ static int parse_words(char **words, int n, struct json_object *obj, struct json
         return EXIT_OK;
 }
 
-static int add_passphrase(struct json_object *obj, const char *prompt, bool verify) {
-        if (!arg_passphrase_prompt)
-                return EXIT_OK;
+static int prompt_into(struct json_object *obj, const char *key, const char *prompt, bool verify) {
         char *p = read_passphrase(prompt, verify);
         if (!p)
                 return EXIT_FAILED;
-        json_object_object_add(obj, "passphrase", json_object_new_string(p));
+        json_object_object_add(obj, key, json_object_new_string(p));
         free_secret(p);
         return EXIT_OK;
+}
+
+static int add_passphrase(struct json_object *obj, const char *prompt, bool verify) {
+        return arg_passphrase_prompt ? prompt_into(obj, "passphrase", prompt, verify) : EXIT_OK;
 }
 
 /* ---- Verbs ------------------------------------------------------------------------------- */
@@ -364,6 +367,12 @@ static int do_ctl(const char *node, const char *verb, struct json_object *cargs)
         int r = add_passphrase(cargs, prompt, false);
         if (r != EXIT_OK)
                 return r;
+        if (arg_new_passphrase_prompt) {
+                snprintf(prompt, sizeof prompt, "New passphrase for '%s': ", node);
+                r = prompt_into(cargs, "new-passphrase", prompt, true);
+                if (r != EXIT_OK)
+                        return r;
+        }
         json_object_object_add(a, "node", json_object_new_string(node));
         json_object_object_add(a, "verb", json_object_new_string(verb));
         json_object_object_add(a, "args", json_object_get(cargs));
@@ -529,7 +538,7 @@ static const struct verb verbs[] = {
           "Create a node of TYPE with the type's parameters (see `orionctl types TYPE`).", 2, -1, verb_node_add },
         { "node-remove", "node-remove NODE", "Flush and close a node; refused (EBUSY) while a node or export uses it.",
           1, 1, verb_node_remove },
-        { "ctl", "ctl NODE VERB [JSON | ARG... key=value...] [--wait] [--passphrase-prompt]",
+        { "ctl", "ctl NODE VERB [JSON | ARG... key=value...] [--wait] [--[new-]passphrase-prompt]",
           "Run a node's management verb. Words become args.argv, key=value become args keys.", 2, -1, verb_ctl },
         { "export-list", "export-list", "Every export with its node and protocols.", 0, 0, verb_export_list },
         { "export-add",
@@ -565,6 +574,8 @@ static void usage(FILE *f) {
                    "  --json               print results as JSON (for scripts)\n"
                    "  --wait               after a ctl verb, follow the node's 'status' job with a progress bar\n"
                    "  --passphrase-prompt  read a passphrase without echo and send it as \"passphrase\"\n"
+                   "  --new-passphrase-prompt  ctl: read a new passphrase (twice on a terminal) as\n"
+                   "                       \"new-passphrase\" (e.g. encrypt add-key, change-key)\n"
                    "  --force              format: overwrite a recognised on-disk format\n"
                    "  -h, --help           help (after a verb: that verb's)\n"
                    "  -V, --version        print the version\n\n"
@@ -624,6 +635,8 @@ static int parse_options(int argc, char **argv, char ***ret_words, int *ret_n) {
                         arg_wait = true;
                 else if (strcmp(a, "--passphrase-prompt") == 0)
                         arg_passphrase_prompt = true;
+                else if (strcmp(a, "--new-passphrase-prompt") == 0)
+                        arg_new_passphrase_prompt = true;
                 else if (strcmp(a, "--stats") == 0)
                         arg_stats = true;
                 else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
@@ -654,6 +667,7 @@ static int check_flags(const char *verb, bool sugar) {
                 { arg_wait, "--wait", sugar || strcmp(verb, "ctl") == 0 },
                 { arg_passphrase_prompt, "--passphrase-prompt",
                   sugar || strcmp(verb, "ctl") == 0 || strcmp(verb, "node-add") == 0 || strcmp(verb, "format") == 0 },
+                { arg_new_passphrase_prompt, "--new-passphrase-prompt", sugar || strcmp(verb, "ctl") == 0 },
                 { arg_stats, "--stats", strcmp(verb, "node-info") == 0 },
         };
         for (size_t i = 0; i < ELEMENTSOF(f); i++)

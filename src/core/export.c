@@ -128,6 +128,16 @@ static int start_drivers(uint32_t protocols, struct orion_error *err) {
         return 0;
 }
 
+static void unregister(struct orion_export *e) {
+        LOCK_GUARD(&g_exp_lock);
+        for (size_t k = 0; k < g_nexports; k++)
+                if (g_exports[k] == e) {
+                        memmove(&g_exports[k], &g_exports[k + 1], (g_nexports - k - 1) * sizeof *g_exports);
+                        g_nexports--;
+                        break;
+                }
+}
+
 int export_add(const char *name, const char *node, uint32_t protocols, bool readonly, const char *description,
                struct json_object *opts, struct orion_error *err) {
         if (!valid_export_name(name))
@@ -136,9 +146,7 @@ int export_add(const char *name, const char *node, uint32_t protocols, bool read
                                        name ? name : "");
         if (!protocols)
                 return orion_error_set(err, EINVAL, "export '%s' has no protocols", name);
-        int r = start_drivers(protocols, err);
-        if (r < 0)
-                return r;
+        int r;
         struct orion_export *e = calloc(1, sizeof *e);
         if (!e)
                 return orion_error_set(err, ENOMEM, "out of memory");
@@ -186,6 +194,16 @@ int export_add(const char *name, const char *node, uint32_t protocols, bool read
         g_exports[g_nexports++] = e;
         pthread_mutex_unlock(&g_exp_lock);
 
+        /* Servers start only once the export is listed: a client that a fresh server accepts at
+         * once (socket activation connects before oriond is ready) must find it. */
+        r = start_drivers(protocols, err);
+        if (r < 0) {
+                unregister(e);
+                e->removed = true;
+                export_unref(e);
+                return r;
+        }
+
         /* Tell each driver; if one refuses, undo the ones that accepted. */
         for (size_t i = 0; export_drivers[i]; i++) {
                 const struct export_driver *d = export_drivers[i];
@@ -196,14 +214,7 @@ int export_add(const char *name, const char *node, uint32_t protocols, bool read
                         for (size_t k = 0; k < i; k++)
                                 if ((protocols & export_drivers[k]->proto) && export_drivers[k]->export_removed)
                                         export_drivers[k]->export_removed(e);
-                        pthread_mutex_lock(&g_exp_lock);
-                        for (size_t k = 0; k < g_nexports; k++)
-                                if (g_exports[k] == e) {
-                                        memmove(&g_exports[k], &g_exports[k + 1], (g_nexports - k - 1) * sizeof *g_exports);
-                                        g_nexports--;
-                                        break;
-                                }
-                        pthread_mutex_unlock(&g_exp_lock);
+                        unregister(e);
                         e->removed = true;
                         export_unref(e);
                         if (!orion_error_is_set(err))

@@ -30,6 +30,14 @@ fuse_wait "$mnt/first.img"
 [ "$(stat -c '%u %g %a %s' "$mnt/first.img")" = "1234 4321 640 $((8 << 20))" ] ||
         die "daemon defaults not applied: $(stat -c '%u %g %a %s' "$mnt/first.img")"
 
+# A second daemon on the same mount point refuses to start instead of stacking on it.
+if "$ORIOND" --foreground --config "$tmp/oriond.conf" --pidfile "$tmp/two.pid" --control-socket "$tmp/two.sock" \
+        --state-dir "$tmp/state2" >"$tmp/two.log" 2>&1; then
+        die "a second oriond mounted over the first"
+fi
+grep -q "already a FUSE mount" "$tmp/two.log" || { cat "$tmp/two.log" >&2; die "no reason for refusing"; }
+[ -e "$mnt/first.img" ] || die "the first daemon's mount was disturbed"
+
 # Add at run time: the name appears (even after the kernel looked it up and found nothing).
 [ -e "$mnt/second.img" ] && die "second.img exists before export-add"
 orionctl export-add second ram1 protocols=fuse fuse-uid=0 fuse-mode=0604 >/dev/null || die "export-add failed"

@@ -47,6 +47,7 @@ START_TEST(test_create_sparse) {
         ck_assert(orion_bdev_caps(b) & ORION_CAP_DISCARD);
         ck_assert(orion_bdev_caps(b) & ORION_CAP_BLOCK_STATUS);
         ck_assert(orion_bdev_caps(b) & ORION_CAP_MULTI_CONN);
+        ck_assert(orion_bdev_caps(b) & ORION_CAP_FAST_ZERO); /* the test dir is ext4/xfs/tmpfs: punching works */
         ck_assert(!(orion_bdev_caps(b) & ORION_CAP_READONLY));
         ck_assert_int_eq(stat(g_path, &st), 0);
         ck_assert_int_eq(st.st_size, 8 << 20);
@@ -334,6 +335,18 @@ START_TEST(test_block_device) {
         ck_assert(t_is_zero(rd, 32768));
         ck_assert_mem_eq(buf + 32768, rd + 32768, 32768);
         ck_assert_int_eq(orion_bdev_discard(b, 65536, 2 << 20, 0), 0);
+        /* FAST_ZERO either zeroes without falling back to writes, or says ENOTSUP */
+        ck_assert_int_eq(orion_bdev_pwrite(b, buf, 65536, 3 << 20, 0), 0);
+        {
+                int r = orion_bdev_write_zeroes(b, 65536, 3 << 20, ORION_FAST_ZERO);
+
+                ck_assert_msg(r == 0 || r == -ENOTSUP, "fast zero: %d", r);
+                ck_assert_int_eq(orion_bdev_pread(b, rd, 65536, 3 << 20, 0), 0);
+                if (r == 0)
+                        ck_assert(t_is_zero(rd, 65536));
+                else
+                        ck_assert_mem_eq(rd, buf, 65536);
+        }
         ck_assert_int_eq(orion_bdev_flush(b, 0), 0);
         /* the data really reached the backing file */
         ck_assert_int_eq(pread(fd, rd, 32768, (1 << 20) + 32768), 32768);

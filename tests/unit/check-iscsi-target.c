@@ -182,7 +182,7 @@ END_TEST
 
 START_TEST(login_refusals) {
         static const struct {
-                const char *text;
+                const char text[128]; /* NUL-separated keys, ending in two NULs */
                 uint8_t flags, cls, detail;
         } cases[] = {
                 { "TargetName=iqn.2026-11.org.orion:unit", 0x87, 2, 7 },                  /* no InitiatorName */

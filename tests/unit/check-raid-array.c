@@ -112,6 +112,18 @@ static uint64_t status_u64(const char *key) {
         return x;
 }
 
+static uint64_t stat_u64(const char *key) {
+        struct orion_bdev *b = graph_node_find("r");
+        struct json_object *sink = json_object_new_object(), *v;
+        uint64_t x;
+
+        b->type->ops->stats(b, sink);
+        ck_assert(json_object_object_get_ex(sink, key, &v));
+        x = (uint64_t) json_object_get_int64(v);
+        json_object_put(sink);
+        return x;
+}
+
 static uint64_t scrub(bool repair) {
         struct json_object *st, *s, *v;
         uint64_t mm;
@@ -334,12 +346,16 @@ START_TEST(test_stale_member) {
         r = array("5", "e0 e1 e2 e3", NULL);
         model = calloc(1, orion_bdev_size(r));
         write_pattern(r, model, 1);
+        ck_assert_int_eq(orion_bdev_flush(r, 0), 0); /* the bits of these writes may go */
         ck_assert_int_eq(ctl("r", "fail", "{\"argv\":[\"e2\"]}", NULL), 0);
-        write_pattern(r, model, 7);
+        write_pattern(r, model, 7); /* rows 0..11: member offsets below 1M, bitmap region 0 */
+        ck_assert_int_eq(orion_bdev_flush(r, 0), 0); /* degraded: the bits must stay */
         t_node_remove("r");
         r = array("5", "e3 e2 e1 e0", NULL);
         wait_idle();
         ck_assert_uint_eq(status_u64("degraded"), 0);
+        /* it was in sync when it left: only the one marked 1M region was copied */
+        ck_assert_uint_eq(stat_u64("rebuilt-bytes"), 1 << 20);
         verify(r, model);
         /* the rebuilt member now carries data: lose another one */
         ck_assert_int_eq(ctl("r", "fail", "{\"argv\":[\"e0\"]}", NULL), 0);
@@ -365,12 +381,68 @@ START_TEST(test_foreign_member_refused) {
         ck_assert_int_eq(
                 t_node_add_err("r", "raid", t_params("level", "6", "children", "e0 e1 e2", NULL), &b, &err),
                 -EINVAL);
-        err = (struct orion_error){ 0 };
+        err = (struct orion_error){0};
         ck_assert_int_eq(t_node_add_err("r", "raid",
-                                        t_params("level", "5", "children", "e0 e1 e2", "spares", "e1", NULL), &b,
-                                        &err),
+                                        t_params("level", "5", "children", "e0 e1 e2", "spares", "e1", NULL),
+                                        &b, &err),
                          -EINVAL);
         ck_assert_ptr_nonnull(strstr(err.msg, "named twice"));
+}
+END_TEST
+
+static uint64_t member_u64(unsigned role, const char *key) {
+        struct json_object *st = status(), *ms, *v;
+        uint64_t x = 0;
+
+        ck_assert(json_object_object_get_ex(st, "members", &ms));
+        if (json_object_object_get_ex(json_object_array_get_idx(ms, role), key, &v))
+                x = (uint64_t) json_object_get_int64(v);
+        json_object_put(st);
+        return x;
+}
+
+static const char *member_name(unsigned role, char *buf, size_t size) {
+        struct json_object *st = status(), *ms, *v;
+
+        ck_assert(json_object_object_get_ex(st, "members", &ms));
+        ck_assert(json_object_object_get_ex(json_object_array_get_idx(ms, role), "name", &v));
+        snprintf(buf, size, "%s", json_object_get_string(v));
+        json_object_put(st);
+        return buf;
+}
+
+/* `replace` interrupted by closing the array resumes from its checkpoint when reopened. */
+START_TEST(test_replace_resumes) {
+        struct orion_error err = {0};
+        struct orion_bdev *r;
+        _cleanup_free_ uint8_t *model = NULL;
+        char name[32];
+
+        members(4, 0);
+        ck_assert_msg(format("1", "e0 e1 e2", NULL, false, &err) == 0, "%s", err.msg);
+        r = t_node_add("r", "raid",
+                       t_params("level", "1", "children", "e0 e1 e2", "rebuild-rate", "1M", NULL));
+        model = calloc(1, orion_bdev_size(r));
+        write_pattern(r, model, 1);
+        ck_assert_int_eq(ctl("r", "replace", "{\"argv\":[\"e1\",\"e3\"]}", NULL), 0);
+        for (int i = 0; i < 500 && member_u64(1, "replacement-recovery") == 0; i++) {
+                struct timespec ts = {0, 10 * 1000 * 1000};
+
+                nanosleep(&ts, NULL);
+        }
+        ck_assert_uint_gt(member_u64(1, "replacement-recovery"), 0);
+        ck_assert_uint_lt(member_u64(1, "replacement-recovery"), 4 << 20);
+        t_node_remove("r");
+        r = t_node_add("r", "raid",
+                       t_params("level", "1", "children", "e3 e2 e1 e0", "rebuild-rate", "2M", NULL));
+        ck_assert_uint_gt(member_u64(1, "replacement-recovery"), 0);
+        wait_idle();
+        ck_assert_str_eq(member_name(1, name, sizeof(name)), "e3");
+        verify(r, model);
+        /* the new member carries data: lose the two others */
+        ck_assert_int_eq(ctl("r", "fail", "{\"argv\":[\"e0\"]}", NULL), 0);
+        ck_assert_int_eq(ctl("r", "fail", "{\"argv\":[\"e2\"]}", NULL), 0);
+        verify(r, model);
 }
 END_TEST
 
@@ -434,6 +506,7 @@ int main(void) {
         tcase_add_test(tc, test_raid10_degrade);
         tcase_add_test(tc, test_raid6_two_failed);
         tcase_add_test(tc, test_stale_member);
+        tcase_add_test(tc, test_replace_resumes);
         tcase_add_test(tc, test_foreign_member_refused);
         tcase_add_test(tc, test_scrub_raid6_data);
         tcase_add_test(tc, test_scrub_raid5_parity);

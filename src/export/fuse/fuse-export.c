@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 
 #define FEXP_DEFAULT_THREADS 16
 #define FEXP_MAX_THREADS 256
+#define FUSE_SUPER_MAGIC 0x65735546 /* linux/magic.h */
 
 struct fexp_state g_fexp = {
         .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -458,6 +460,10 @@ static int prepare_mountpoint(const char *mp, struct orion_error *err) {
                 return orion_error_set(err, -r, "fuse: mount point '%s': %s", mp, strerror(-r));
         if (!S_ISDIR(mode))
                 return orion_error_set(err, ENOTDIR, "fuse: mount point '%s' is not a directory", mp);
+        /* A live FUSE mount there belongs to someone else (another oriond): never stack on it. */
+        struct statfs sfs;
+        if (statfs(mp, &sfs) == 0 && sfs.f_type == FUSE_SUPER_MAGIC)
+                return orion_error_set(err, EBUSY, "fuse: '%s' is already a FUSE mount (another oriond?)", mp);
         return 0;
 }
 

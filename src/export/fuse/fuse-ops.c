@@ -537,6 +537,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn) {
                 conn->want |= FUSE_CAP_ASYNC_DIO;
         /* Times are static; cached data of keep_cache files must not be dropped by mtime checks. */
         conn->want &= ~(unsigned) FUSE_CAP_AUTO_INVAL_DATA;
+        /* fuse-cache=page is write-through: every write reaches the node before it returns. */
+        conn->want &= ~(unsigned) FUSE_CAP_WRITEBACK_CACHE;
         orion_debug("fuse: kernel protocol %u.%u, max_write %u, max_read %u, max_background %u", conn->proto_major,
                     conn->proto_minor, conn->max_write, conn->max_read, conn->max_background);
 }

@@ -514,7 +514,8 @@ static int handle_text(struct iscsi_conn *c, struct iscsi_pdu *p) {
                         const char *v = eq + 1;
                         if (c->sess->discovery)
                                 r = target_sendtargets(&out, v, c->sess->initiator, &c->peer, NULL, portal);
-                        else if (!*v || strcasecmp(v, c->sess->target->iqn) == 0)
+                        else if (!*v || strcmp(v, "All") == 0 || strcasecmp(v, c->sess->target->iqn) == 0)
+                                /* a normal session only ever learns about its own target */
                                 r = target_sendtargets(&out, c->sess->target->iqn, c->sess->initiator, &c->peer,
                                                        c->sess->target->iqn, portal);
                         else

@@ -408,6 +408,7 @@ int sbc_compare_and_write(struct scsi_cmd *c);
 int sbc_prefetch(struct scsi_cmd *c);
 int sbc_orwrite(struct scsi_cmd *c);
 uint32_t sbc_max_xfer_blocks(const struct iscsi_lu *lu);
+#define SBC_MAX_WRITE_SAME 0x400000u /* blocks, VPD B0h MAXIMUM WRITE SAME LENGTH */
 
 int pr_in(struct scsi_cmd *c);
 int pr_out(struct scsi_cmd *c);

@@ -35,6 +35,7 @@ struct login_state {
         bool authenticated;
         enum chap_state chap;
         uint8_t chap_id;
+        bool chap_name_ok;
         uint8_t chap_challenge[CHAP_CHALLENGE_LEN];
         struct iscsi_params params;
         bool tpgt_sent;
@@ -389,6 +390,7 @@ static int security_key(struct iscsi_conn *c, struct login_state *ls, const char
         if (strcmp(k, "CHAP_N") == 0) {
                 if (ls->chap != CHAP_WAIT_R || !cc->user || strcmp(v, cc->user) != 0)
                         return 0x0201;
+                ls->chap_name_ok = true;
                 return 0;
         }
         if (strcmp(k, "CHAP_R") == 0) {
@@ -398,7 +400,7 @@ static int security_key(struct iscsi_conn *c, struct login_state *ls, const char
                         return 0x0201;
                 if (chap_md5(ls->chap_id, cc->secret, ls->chap_challenge, sizeof(ls->chap_challenge), want) < 0)
                         return 0x0300;
-                if (memcmp(got, want, 16) != 0)
+                if (memcmp(got, want, 16) != 0 || !ls->chap_name_ok) /* CHAP_N comes first */
                         return 0x0201;
                 *chap_r_ok = true;
                 return 0;

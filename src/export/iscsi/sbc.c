@@ -280,20 +280,26 @@ int sbc_write_same(struct scsi_cmd *c) {
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
         if (range_bad(lu, lba, n))
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
-        if (n == 0 || n > 0x400000)
+        if (n == 0) /* WSNZ = 0: zero blocks means up to the end of the LU */
+                n = lu->nblocks - lba;
+        if (n > SBC_MAX_WRITE_SAME)
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
+        if (n == 0)
+                return 0;
         if (lu->readonly)
                 return scsi_check(c, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
         if (!ndob && c->out_len < bs)
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
+        /* UNMAP bit on a thin LU: deallocate whatever the data block holds (SBC-3 5.42; the
+         * blocks then read as zeroes, LBPRZ); libiscsi's UnmapUntilEnd checks exactly this. */
+        if (unmap) {
+                r = unmap_blocks(c, lba, n);
+                return r < 0 ? scsi_errno(c, r, true) : 0;
+        }
         if (ndob || all_zero(c->out, bs)) {
-                if (unmap)
-                        r = unmap_blocks(c, lba, n);
-                else {
-                        pthread_rwlock_rdlock(&lu->caw_lock);
-                        r = orion_bdev_write_zeroes(lu->bdev, n * bs, lba * bs, ORION_NO_HOLE);
-                        pthread_rwlock_unlock(&lu->caw_lock);
-                }
+                pthread_rwlock_rdlock(&lu->caw_lock);
+                r = orion_bdev_write_zeroes(lu->bdev, n * bs, lba * bs, ORION_NO_HOLE);
+                pthread_rwlock_unlock(&lu->caw_lock);
                 return r < 0 ? scsi_errno(c, r, true) : 0;
         }
         /* Replicate the block through a buffer of up to 1 MiB. */

@@ -96,7 +96,7 @@ static int inquiry_vpd(struct scsi_cmd *c, uint8_t page, uint32_t alloc) {
         case 0xb0: {
                 uint32_t maxx = sbc_max_xfer_blocks(lu);
                 n = 64;
-                d[4] = 0x01;  /* WSNZ: WRITE SAME with 0 blocks is refused */
+                d[4] = 0x00;  /* WSNZ = 0: WRITE SAME of 0 blocks runs to the end of the LU */
                 d[5] = 0xff;  /* MAXIMUM COMPARE AND WRITE LENGTH */
                 put_be16(d + 6, 1);
                 put_be32(d + 8, maxx);
@@ -107,7 +107,7 @@ static int inquiry_vpd(struct scsi_cmd *c, uint8_t page, uint32_t alloc) {
                         put_be32(d + 24, 256);         /* MAX UNMAP BLOCK DESCRIPTOR COUNT */
                         put_be32(d + 28, MAX(1u, 4096u / lu->block_size));
                 }
-                put_be64(d + 36, 0x400000); /* MAXIMUM WRITE SAME LENGTH */
+                put_be64(d + 36, SBC_MAX_WRITE_SAME);
                 break;
         }
         case 0xb1:

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -15,6 +16,26 @@
 #define BASE_ALLOCATION "base:allocation"
 
 /* ---- Exports ---------------------------------------------------------------------------------- */
+
+/* Every export, referenced (release each with export_unref and the array with free). The list
+ * may grow between counting and filling: ask again until it fits. */
+static size_t exports_snapshot(struct orion_export ***ret) {
+        for (size_t cap = export_list(NULL, 0) + 8;; cap *= 2) {
+                struct orion_export **v = calloc(cap, sizeof(*v));
+                if (!v) {
+                        *ret = NULL;
+                        return 0;
+                }
+                size_t n = export_list(v, cap);
+                if (n < cap) {
+                        *ret = v;
+                        return n;
+                }
+                for (size_t i = 0; i < n; i++)
+                        export_unref(v[i]);
+                free(v);
+        }
+}
 
 static bool export_is_default(const struct orion_export *e) {
         struct json_object *v;
@@ -26,7 +47,7 @@ static bool export_is_default(const struct orion_export *e) {
 
 /* "" is the default export: the one marked nbd-default = on, else the first NBD export. */
 struct orion_export *nbd_export_lookup(const char *name) {
-        struct orion_export *list[256], *found = NULL;
+        struct orion_export **list, *found = NULL;
         size_t n;
 
         if (name[0] != '\0') {
@@ -37,8 +58,7 @@ struct orion_export *nbd_export_lookup(const char *name) {
                 }
                 return e;
         }
-        n = export_list(list, ELEMENTSOF(list));
-        n = MIN(n, ELEMENTSOF(list));
+        n = exports_snapshot(&list);
         for (size_t i = 0; i < n; i++) {
                 if (!(list[i]->protocols & PROTO_NBD) || list[i]->removed)
                         continue;
@@ -53,7 +73,18 @@ struct orion_export *nbd_export_lookup(const char *name) {
                 export_ref(found);
         for (size_t i = 0; i < n; i++)
                 export_unref(list[i]);
+        free(list);
         return found;
+}
+
+/* nbd_export_lookup, but while the server is starting an unknown name is looked up again for
+ * a while: the daemon adds the configured exports after the (inherited) socket is live. */
+static struct orion_export *conn_export_lookup(const struct nbd_conn *c, const char *name) {
+        struct orion_export *e;
+
+        while (!(e = nbd_export_lookup(name)) && nbd_server_starting(c->srv))
+                (void) nanosleep(&(struct timespec) { .tv_nsec = 50 * 1000000 }, NULL);
+        return e;
 }
 
 static bool export_readonly(const struct orion_export *e) {
@@ -153,14 +184,13 @@ static bool cur_string(struct cursor *cu, char **ret) {
 /* ---- NBD_OPT_LIST ---------------------------------------------------------------------------- */
 
 static int opt_list(struct nbd_conn *c, uint32_t len) {
-        struct orion_export *list[256];
+        _cleanup_free_ struct orion_export **list = NULL;
         size_t n;
         int r = 0;
 
         if (len != 0)
                 return opt_error(c, NBD_OPT_LIST, NBD_REP_ERR_INVALID, "NBD_OPT_LIST takes no data");
-        n = export_list(list, ELEMENTSOF(list));
-        n = MIN(n, ELEMENTSOF(list));
+        n = exports_snapshot(&list);
         for (size_t i = 0; i < n; i++) {
                 struct orion_export *e = list[i];
                 if (r >= 0 && (e->protocols & PROTO_NBD) && !e->removed) {
@@ -268,7 +298,7 @@ static int opt_info_go(struct nbd_conn *c, uint32_t option, const uint8_t *data,
                         want_desc = true;
         }
 
-        struct orion_export *e = nbd_export_lookup(name);
+        struct orion_export *e = conn_export_lookup(c, name);
         if (!e) {
                 char msg[NBD_MAX_STRING + 64];
                 (void) snprintf(msg, sizeof(msg), "no export named '%s'", name);
@@ -298,7 +328,7 @@ static int opt_export_name(struct nbd_conn *c, const uint8_t *data, uint32_t len
         name = strndup((const char *) data, len);
         if (!name)
                 return -ENOMEM;
-        struct orion_export *e = nbd_export_lookup(name);
+        struct orion_export *e = conn_export_lookup(c, name);
         if (!e) {
                 orion_info("nbd: %s: no export named '%s', disconnecting", c->peer, name);
                 return -ENOENT;
@@ -354,7 +384,7 @@ static int opt_meta_context(struct nbd_conn *c, uint32_t option, const uint8_t *
         if (list && nq == 0)
                 match = true; /* no query: list everything */
 
-        struct orion_export *e = nbd_export_lookup(name);
+        struct orion_export *e = conn_export_lookup(c, name);
         if (!e) {
                 char msg[NBD_MAX_STRING + 64];
                 (void) snprintf(msg, sizeof(msg), "no export named '%s'", name);

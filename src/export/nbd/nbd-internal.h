@@ -141,6 +141,9 @@ int nbd_transmission(struct nbd_conn *c);
 /* Run one whole connection on fd (takes ownership of fd): handshake, transmission, close.
  * srv may be NULL (fuzzing, tests). */
 void nbd_conn_serve(struct nbd_server *srv, int fd, const char *peer);
+/* True during the first seconds after the server started, while the daemon may still be
+ * adding the exports of its config (socket-activated clients connect before that). */
+bool nbd_server_starting(const struct nbd_server *srv);
 /* Handshake read timeout in seconds (0 = none), and worker threads per connection. */
 extern unsigned nbd_handshake_timeout;
 extern unsigned nbd_conn_threads;

@@ -50,6 +50,7 @@ struct nbd_server {
         unsigned max_conns;
         uint64_t total_conns;
         uint64_t refused_conns;
+        uint64_t started_ns;
 };
 
 static struct nbd_server g_srv = {
@@ -57,6 +58,12 @@ static struct nbd_server g_srv = {
         .cond = PTHREAD_COND_INITIALIZER,
         .wake_fd = -1,
 };
+
+#define STARTUP_GRACE_NS (UINT64_C(2) * 1000000000)
+
+bool nbd_server_starting(const struct nbd_server *srv) {
+        return srv && now_ns() - srv->started_ns < STARTUP_GRACE_NS;
+}
 
 /* ---- Connections ---------------------------------------------------------------------------- */
 
@@ -79,9 +86,15 @@ static void set_rcv_timeout(int fd, unsigned seconds) {
         (void) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
+/* A client that stops reading its replies cannot hold a worker (and the daemon's shutdown)
+ * forever: a send blocked this long fails and ends the connection. */
+#define SEND_TIMEOUT_S 60
+
 static void conn_run(struct nbd_conn *c) {
+        struct timeval snd = { .tv_sec = SEND_TIMEOUT_S };
         int r;
 
+        (void) setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof(snd)); /* not a socket: no limit */
         if (nbd_handshake_timeout)
                 set_rcv_timeout(c->fd, nbd_handshake_timeout);
         r = nbd_handshake(c);
@@ -426,6 +439,7 @@ static int nbd_start(const struct daemon_config *cfg, struct orion_error *err) {
                 goto fail;
         }
         srv->running = true;
+        srv->started_ns = now_ns();
         for (size_t i = 0; i < srv->nl; i++)
                 orion_info("nbd: listening on %s", srv->l[i].addr);
         return 0;
