@@ -80,7 +80,8 @@ fi
 p_orion=$(port)
 mkdir -p "$tmp/state"
 {
-        printf '[daemon]\nstate-dir = %s\nnbd-listen = 127.0.0.1:%s\n\n' "$tmp/state" "$p_orion"
+        # one NBD server thread per request in flight (QD 32): a remote leaf blocks its thread
+        printf '[daemon]\nstate-dir = %s\nnbd-listen = 127.0.0.1:%s\nnbd-threads = 32\n\n' "$tmp/state" "$p_orion"
         printf '[node remote]\ntype = nbd\nuri = nbd://127.0.0.1:%s/\nconnections = %s\n\n' "$p_kit" "$conns"
         printf '[export remote]\nnode = remote\nprotocols = nbd\n\n'
         if [ $iscsi = 1 ]; then

@@ -49,7 +49,17 @@ void bitmap_done(struct raid_bitmap *bm) {
         pthread_mutex_destroy(&bm->lock);
 }
 
-void bitmap_merge(struct raid_bitmap *bm, const uint8_t *buf, uint64_t len) {
+void bitmap_set_hold(struct raid_bitmap *bm, bool hold) {
+        LOCK_GUARD(&bm->lock);
+        bm->hold = hold;
+}
+
+bool bitmap_test(struct raid_bitmap *bm, uint64_t off) {
+        LOCK_GUARD(&bm->lock);
+        return off / bm->chunk < bm->nbits && bit_get(bm->image, off / bm->chunk);
+}
+
+void bitmap_merge(struct raid_bitmap *bm, const uint8_t *buf, uint64_t len, bool pin) {
         LOCK_GUARD(&bm->lock);
         uint64_t n = MIN(len, (bm->nbits + 7) / 8);
 
@@ -59,7 +69,7 @@ void bitmap_merge(struct raid_bitmap *bm, const uint8_t *buf, uint64_t len) {
         for (uint64_t i = bm->nbits; i < n * 8; i++)
                 bit_clear(bm->image, i);
         /* Found dirty: pinned until the resync has been through them, whatever flushes come. */
-        for (uint64_t i = 0; i < bm->nbits; i++)
+        for (uint64_t i = 0; pin && i < bm->nbits; i++)
                 if (bit_get(bm->image, i))
                         bm->activity[i] = BITMAP_RESYNC;
 }
@@ -129,6 +139,8 @@ uint64_t bitmap_flush_begin(struct raid_bitmap *bm) {
 
 void bitmap_flush_done(struct raid_bitmap *bm, uint64_t token) {
         LOCK_GUARD(&bm->lock);
+        if (bm->hold)
+                return;
         /* Idle since before the flush started: everything written there is durable. */
         for (uint64_t i = 0; i < bm->nbits; i++)
                 if (bit_get(bm->image, i) && bm->inflight[i] == 0 && bm->activity[i] < token) {
@@ -168,7 +180,7 @@ void bitmap_resync_done(struct raid_bitmap *bm, uint64_t region) {
                 return;
         /* From now on the region follows the normal rule: cleared after a flush once idle. */
         bm->activity[region] = bm->seq;
-        if (bit_get(bm->image, region) && bm->inflight[region] == 0) {
+        if (!bm->hold && bit_get(bm->image, region) && bm->inflight[region] == 0) {
                 bit_clear(bm->image, region);
                 bm->clears_pending = true;
         }

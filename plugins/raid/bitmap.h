@@ -24,6 +24,7 @@ struct raid_bitmap {
         uint64_t *activity;  /* seq of the last start/end of a write per region */
         uint64_t seq;        /* bumped by bitmap_flush_begin */
         bool clears_pending; /* image has clears not yet on disk */
+        bool hold;           /* array degraded: keep every bit (a returning member resyncs by them) */
         bitmap_write_fn write;
         void *opaque;
 };
@@ -32,8 +33,13 @@ struct raid_bitmap {
 int bitmap_init(struct raid_bitmap *bm, uint64_t data_size, uint64_t chunk, bitmap_write_fn write,
                 void *opaque);
 void bitmap_done(struct raid_bitmap *bm);
-/* OR an on-disk image (bytes from a member) into the bitmap, as after an unclean shutdown. */
-void bitmap_merge(struct raid_bitmap *bm, const uint8_t *buf, uint64_t len);
+/* OR an on-disk image (bytes from a member) into the bitmap. pin: after an unclean shutdown,
+ * the set regions await a resync (see bitmap_next_resync) and no flush clears them before. */
+void bitmap_merge(struct raid_bitmap *bm, const uint8_t *buf, uint64_t len, bool pin);
+/* Keep all bits while the array is degraded (true), let them go again (false). */
+void bitmap_set_hold(struct raid_bitmap *bm, bool hold);
+/* Is the region holding member offset off marked? */
+bool bitmap_test(struct raid_bitmap *bm, uint64_t off);
 /* Before writing member range [off, off+len): mark and persist. Returns 0 or -errno. */
 int bitmap_start_write(struct raid_bitmap *bm, uint64_t off, uint64_t len);
 void bitmap_end_write(struct raid_bitmap *bm, uint64_t off, uint64_t len);

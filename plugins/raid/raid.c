@@ -119,6 +119,8 @@ void raid_update_health(struct raid *r) {
                 }
                 failed = raid_failed_locked(r) && rebuilding == 0;
         }
+        /* while degraded every written region stays marked, for a member that comes back */
+        bitmap_set_hold(&r->bm, bad || rebuilding);
         if (failed)
                 orion_bdev_set_health(r->bdev, ORION_HEALTH_FAILED, "raid%u: too many members lost",
                                       r->sb.level);
@@ -143,6 +145,8 @@ void raid_member_failed(struct raid *r, struct orion_bdev *dev, int error) {
                             (m->state == RAID_DEV_ACTIVE || m->state == RAID_DEV_REBUILDING)) {
                                 m->state = RAID_DEV_FAULTY;
                                 changed = true;
+                                /* from now on no bit may be cleared: see bitmap_set_hold */
+                                bitmap_set_hold(&r->bm, true);
                         } else if (m->repl == dev) {
                                 /* the replacement failed: forget it, the old member still serves */
                                 if (r->ndropped < ELEMENTSOF(r->dropped))
@@ -393,12 +397,18 @@ static void assign_roles(struct raid *r, struct cand *c, size_t n, const struct 
                                    orion_bdev_name(r->bdev), orion_bdev_name(m->dev), m->recovery);
                 } else {
                         /* never trust a stale member: rebuild it from the others */
-                        orion_warn("raid '%s': member '%s' is stale (events %" PRIu64 " < %" PRIu64
-                                   ", recorded %s): rebuilding it",
-                                   orion_bdev_name(r->bdev), orion_bdev_name(m->dev), best->sb.events,
-                                   f->events, dev_state_name(f->dev_state[role]));
                         m->state = RAID_DEV_REBUILDING;
                         m->recovery = 0;
+                        /* It was in sync when it left and the array has run degraded since,
+                         * keeping every bit it wrote: only the marked regions need copying. */
+                        m->by_bitmap = best->sb.recovery_offset == RAID_RECOVERY_DONE &&
+                                       (f->dev_state[role] == RAID_DEV_FAULTY ||
+                                        f->dev_state[role] == RAID_DEV_MISSING);
+                        orion_warn("raid '%s': member '%s' is stale (events %" PRIu64 " < %" PRIu64
+                                   ", recorded %s): rebuilding %s",
+                                   orion_bdev_name(r->bdev), orion_bdev_name(m->dev), best->sb.events,
+                                   f->events, dev_state_name(f->dev_state[role]),
+                                   m->by_bitmap ? "the regions marked in the bitmap" : "it");
                 }
         }
 }
@@ -442,7 +452,7 @@ static int load_bitmap(struct raid *r) {
                 if (!r->m[i].dev || r->m[i].state != RAID_DEV_ACTIVE)
                         continue;
                 if (orion_bdev_pread(r->m[i].dev, buf, r->bm.bytes, r->sb.bitmap_offset, 0) == 0)
-                        bitmap_merge(&r->bm, buf, r->bm.bytes);
+                        bitmap_merge(&r->bm, buf, r->bm.bytes, r->resync_needed);
         }
         return 0;
 }

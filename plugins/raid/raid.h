@@ -29,6 +29,7 @@ struct raid_member {
         struct orion_bdev *dev; /* NULL: missing */
         enum raid_dev_state state;
         uint64_t recovery;       /* REBUILDING: member data below this offset is valid */
+        bool by_bitmap;          /* REBUILDING a returning member: only rows the bitmap marks */
         struct orion_bdev *repl; /* `replace` target being filled while dev serves */
         uint64_t repl_recovery;
 };

@@ -121,6 +121,26 @@ static uint64_t rebuild_pos_locked(struct raid *r) {
         return pos;
 }
 
+/* Only returning members (by_bitmap) wait at moff, and its region is unmarked: nothing to copy. */
+static bool rebuild_skippable(struct raid *r, uint64_t moff) {
+        bool any = false;
+
+        WITH_LOCK (&r->lock) {
+                for (unsigned i = 0; i < r->n; i++) {
+                        struct raid_member *m = &r->m[i];
+
+                        if (m->repl && m->repl_recovery == moff)
+                                return false;
+                        if (m->dev && m->state == RAID_DEV_REBUILDING && m->recovery == moff) {
+                                if (!m->by_bitmap)
+                                        return false;
+                                any = true;
+                        }
+                }
+        }
+        return any && !bitmap_test(&r->bm, moff);
+}
+
 /* Advance every target sitting at moff past the row just written. Returns bytes rebuilt. */
 static uint64_t rebuild_advance(struct raid *r, uint64_t moff, bool *ret_done) {
         uint64_t bytes = 0;
@@ -135,6 +155,7 @@ static uint64_t rebuild_advance(struct raid *r, uint64_t moff, bool *ret_done) {
                         if (m->recovery >= r->data_size) {
                                 m->state = RAID_DEV_ACTIVE;
                                 m->recovery = 0;
+                                m->by_bitmap = false;
                                 *ret_done = true;
                         }
                 }
@@ -168,7 +189,8 @@ static bool rebuild_step(struct raid *r, uint64_t *last_ckpt) {
                 return false;
         while (pos < r->data_size && mono_ns() - t0 < STEP_NS) {
                 uint64_t mm, bytes;
-                int ret = r->ops->sync_row(r, pos / r->chunk, SYNC_REBUILD, &mm);
+                bool skip = rebuild_skippable(r, pos);
+                int ret = skip ? 0 : r->ops->sync_row(r, pos / r->chunk, SYNC_REBUILD, &mm);
 
                 if (ret < 0) {
                         orion_error("raid '%s': rebuild stopped at %" PRIu64 ": %s",
@@ -178,6 +200,8 @@ static bool rebuild_step(struct raid *r, uint64_t *last_ckpt) {
                         break;
                 }
                 bytes = rebuild_advance(r, pos, &done);
+                if (skip)
+                        bytes = 0;
                 atomic_fetch_add(&r->rebuilt_bytes, bytes);
                 WITH_LOCK (&r->lock) {
                         j->bytes += bytes;

@@ -43,6 +43,7 @@ struct iscsi_leaf {
         char *url;                  /* as given (with the secret: never logged) */
         char *what;                 /* "iscsi: 'portal/target/lun'" (no secret) */
         char *initiator;
+        char *chap_user, *chap_secret; /* user= and secret-file= (override the URL's) */
         struct remote_state rs;
         pthread_mutex_t qlock;      /* queue, and the done flag of every request */
         pthread_cond_t qcond;       /* a request finished */
@@ -80,7 +81,8 @@ static struct iscsi_context *session_connect(struct iscsi_leaf *l, char *errbuf,
         iscsi_set_noautoreconnect(ctx, 1);
         if (iscsi_set_targetname(ctx, u->target) < 0 || iscsi_set_session_type(ctx, ISCSI_SESSION_NORMAL) < 0 ||
             iscsi_set_header_digest(ctx, ISCSI_HEADER_DIGEST_NONE_CRC32C) < 0 ||
-            (u->user[0] && iscsi_set_initiator_username_pwd(ctx, u->user, u->passwd) < 0)) {
+            (l->chap_user && iscsi_set_initiator_username_pwd(ctx, l->chap_user, l->chap_secret) < 0) ||
+            (!l->chap_user && u->user[0] && iscsi_set_initiator_username_pwd(ctx, u->user, u->passwd) < 0)) {
                 snprintf(errbuf, errlen, "%s", iscsi_get_error(ctx));
                 iscsi_destroy_url(u);
                 goto fail;
@@ -472,6 +474,11 @@ static void iscsi_close_op(struct orion_bdev *b) {
         free(l->url);
         free(l->what);
         free(l->initiator);
+        free(l->chap_user);
+        if (l->chap_secret) {
+                explicit_bzero(l->chap_secret, strlen(l->chap_secret));
+                free(l->chap_secret);
+        }
 }
 
 /* "iscsi: 'host:port/iqn.../lun'" without the user and secret. */
@@ -510,6 +517,28 @@ static int iscsi_geometry(struct orion_bdev *b, struct iscsi_leaf *l, struct ori
         return orion_bdev_set_geometry(b, &g);
 }
 
+/* The CHAP secret from a file (first line), so that it stays out of the node's parameters,
+ * which `orionctl node-info` shows. */
+static int read_secret(struct iscsi_leaf *l, const char *path, struct orion_error *err) {
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        FILE *f = fopen(path, "re");
+
+        if (!f)
+                return orion_error_set(err, errno, "%s: cannot open secret-file '%s': %m", l->what, path);
+        n = getline(&line, &cap, f);
+        fclose(f);
+        if (n <= 0)
+                return orion_error_set(err, EINVAL, "%s: secret-file '%s' is empty", l->what, path);
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '\0' || strlen(line) > 255)
+                return orion_error_set(err, EINVAL, "%s: secret in '%s' is empty or longer than 255 bytes", l->what,
+                                       path);
+        l->chap_secret = TAKE_PTR(line);
+        return 0;
+}
+
 static int iscsi_open_op(struct orion_bdev *b, const struct orion_params *p, struct orion_error *err) {
         struct iscsi_leaf *l = orion_bdev_priv(b);
         int64_t timeout = orion_param_int(p, "retry-timeout");
@@ -530,6 +559,17 @@ static int iscsi_open_op(struct orion_bdev *b, const struct orion_params *p, str
                 goto fail;
         }
         l->rs.what = l->what;
+        if (orion_param_is_set(p, "user") != orion_param_is_set(p, "secret-file")) {
+                r = orion_error_set(err, EINVAL, "iscsi: user= and secret-file= go together");
+                goto fail;
+        }
+        if (orion_param_is_set(p, "user")) {
+                l->chap_user = strdup(orion_param_str(p, "user"));
+                r = l->chap_user ? read_secret(l, orion_param_str(p, "secret-file"), err)
+                                 : orion_error_set(err, ENOMEM, "iscsi: out of memory");
+                if (r < 0)
+                        goto fail;
+        }
         if (timeout < 0) {
                 r = orion_error_set(err, EINVAL, "iscsi: retry-timeout cannot be negative");
                 goto fail;
@@ -566,6 +606,10 @@ static const struct orion_param iscsi_params[] = {
           .help = "Initiator IQN presented to the target." },
         { .name = "retry-timeout", .type = ORION_PARAM_INT, .def = "60",
           .help = "Seconds requests wait for a lost target to come back; then they fail with EIO." },
+        { .name = "user", .type = ORION_PARAM_STRING, .optional = true,
+          .help = "CHAP user name (with secret-file=; instead of user%secret in the URL)." },
+        { .name = "secret-file", .type = ORION_PARAM_PATH, .optional = true,
+          .help = "File whose first line is the CHAP secret (keeps it out of node-info)." },
         {},
 };
 

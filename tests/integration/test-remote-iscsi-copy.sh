@@ -15,6 +15,9 @@ port=$(free_port)
 ctl=$(tgtd_ctl_port "$port")
 truncate -s 32M "$tmp/lun.img"
 tgtd_start "$port" "$ctl" "$tmp/lun.img"
+# thin provisioning: tgtd then offers UNMAP and WRITE SAME (Logical Block Provisioning VPD)
+tgtadm -C "$ctl" --lld iscsi --mode logicalunit --op update --tid 1 --lun 1 --params thin_provisioning=1 ||
+        die "tgtadm: cannot enable thin provisioning"
 conf=$tmp/oriond.conf
 nbd_config "$conf"
 cat >>"$conf" <<CONF
@@ -42,10 +45,15 @@ dd if="$tmp/b" of="$tmp/lun.img" bs=1M seek=20 conv=notrunc,fsync status=none
 nbdsh -u "$orion" -c "open('$tmp/b.orion','wb').write(h.pread(2 << 20, 20 << 20))" || die "read through Orion failed"
 cmp "$tmp/b" "$tmp/b.orion" || die "Orion does not show what the LUN holds"
 
-# zeroes read back as zeroes (WRITE SAME or written buffers)
-nbdsh -u "$orion" -c 'h.zero(1 << 20, 0); h.flush(); assert h.pread(1 << 20, 0) == bytes(1 << 20)' ||
-        die "zeroing through the iscsi leaf failed"
+# UNMAP and WRITE SAME, learnt from the VPD pages, reach the LUN
+orionctl --json node-info lun | tr -d ' \n' | grep -q '"caps":\["flush","fua","discard","write-zeroes"' ||
+        { orionctl --json node-info lun; die "iscsi leaf did not pick up UNMAP/WRITE SAME"; }
+used=$(du -k "$tmp/lun.img" | cut -f1)
+nbdsh -u "$orion" -c 'h.zero(1 << 20, 0); h.trim(2 << 20, 2 << 20); h.flush(); assert h.pread(1 << 20, 0) == bytes(1 << 20)' ||
+        die "zeroing/trim through the iscsi leaf failed"
 cmp <(head -c $((1 << 20)) "$tmp/lun.img") <(head -c $((1 << 20)) /dev/zero) || die "zeroes not on the LUN"
+[ "$(du -k "$tmp/lun.img" | cut -f1)" -lt "$used" ] || die "UNMAP did not free space on the LUN"
+orionctl stats lun | grep -E "^lun +discard +1 " || die "discard did not go to the target"
 stop_oriond
 tgtd_kill
 
@@ -67,6 +75,12 @@ CONF
 start_oriond "$conf"
 cmp <(nbdsh -u "$orion" -c 'import sys; sys.stdout.buffer.write(h.pread(8 << 20, 0))') <(head -c $((8 << 20)) "$tmp/lun.img") ||
         die "read with CHAP failed"
+# CHAP with the secret in a file: it shows nowhere in node-info
+printf 'orionsecret12\n' >"$tmp/secret"
+orionctl node-add lun2 iscsi "url=iscsi://127.0.0.1:$port/$TGT_IQN/1" user=orionuser "secret-file=$tmp/secret" \
+        >/dev/null || die "CHAP with secret-file failed"
+orionctl --json node-info lun2 | grep -q orionsecret12 && die "secret-file secret visible in node-info"
+orionctl node-remove lun2 >/dev/null || die "node-remove failed"
 if orionctl node-add bad iscsi "url=iscsi://orionuser%wrongsecret99@127.0.0.1:$port/$TGT_IQN/1" \
         >"$tmp/bad.out" 2>&1; then
         die "a wrong CHAP secret was accepted"

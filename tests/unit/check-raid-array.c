@@ -112,6 +112,18 @@ static uint64_t status_u64(const char *key) {
         return x;
 }
 
+static uint64_t stat_u64(const char *key) {
+        struct orion_bdev *b = graph_node_find("r");
+        struct json_object *sink = json_object_new_object(), *v;
+        uint64_t x;
+
+        b->type->ops->stats(b, sink);
+        ck_assert(json_object_object_get_ex(sink, key, &v));
+        x = (uint64_t) json_object_get_int64(v);
+        json_object_put(sink);
+        return x;
+}
+
 static uint64_t scrub(bool repair) {
         struct json_object *st, *s, *v;
         uint64_t mm;
@@ -334,12 +346,16 @@ START_TEST(test_stale_member) {
         r = array("5", "e0 e1 e2 e3", NULL);
         model = calloc(1, orion_bdev_size(r));
         write_pattern(r, model, 1);
+        ck_assert_int_eq(orion_bdev_flush(r, 0), 0); /* the bits of these writes may go */
         ck_assert_int_eq(ctl("r", "fail", "{\"argv\":[\"e2\"]}", NULL), 0);
-        write_pattern(r, model, 7);
+        write_pattern(r, model, 7); /* rows 0..11: member offsets below 1M, bitmap region 0 */
+        ck_assert_int_eq(orion_bdev_flush(r, 0), 0); /* degraded: the bits must stay */
         t_node_remove("r");
         r = array("5", "e3 e2 e1 e0", NULL);
         wait_idle();
         ck_assert_uint_eq(status_u64("degraded"), 0);
+        /* it was in sync when it left: only the one marked 1M region was copied */
+        ck_assert_uint_eq(stat_u64("rebuilt-bytes"), 1 << 20);
         verify(r, model);
         /* the rebuilt member now carries data: lose another one */
         ck_assert_int_eq(ctl("r", "fail", "{\"argv\":[\"e0\"]}", NULL), 0);

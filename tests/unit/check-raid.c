@@ -463,7 +463,7 @@ START_TEST(test_bitmap_merge_resync) {
         ck_assert_int_eq(bitmap_init(&bm, 10 << 20, 1 << 20, wlog_write, &w), 0);
         img[0] = 0x21;
         img[1] = 0xFF; /* bits 8..15: only 8 and 9 exist */
-        bitmap_merge(&bm, img, sizeof(img));
+        bitmap_merge(&bm, img, sizeof(img), true);
         ck_assert_uint_eq(bitmap_count(&bm), 4);
         ck_assert_uint_eq(bitmap_resync_pending(&bm), 4);
         /* a flush must not clear regions awaiting resync */

@@ -17,6 +17,26 @@
 
 /* ---- Exports ---------------------------------------------------------------------------------- */
 
+/* Every export, referenced (release each with export_unref and the array with free). The list
+ * may grow between counting and filling: ask again until it fits. */
+static size_t exports_snapshot(struct orion_export ***ret) {
+        for (size_t cap = export_list(NULL, 0) + 8;; cap *= 2) {
+                struct orion_export **v = calloc(cap, sizeof(*v));
+                if (!v) {
+                        *ret = NULL;
+                        return 0;
+                }
+                size_t n = export_list(v, cap);
+                if (n < cap) {
+                        *ret = v;
+                        return n;
+                }
+                for (size_t i = 0; i < n; i++)
+                        export_unref(v[i]);
+                free(v);
+        }
+}
+
 static bool export_is_default(const struct orion_export *e) {
         struct json_object *v;
 
@@ -27,7 +47,7 @@ static bool export_is_default(const struct orion_export *e) {
 
 /* "" is the default export: the one marked nbd-default = on, else the first NBD export. */
 struct orion_export *nbd_export_lookup(const char *name) {
-        struct orion_export *list[256], *found = NULL;
+        struct orion_export **list, *found = NULL;
         size_t n;
 
         if (name[0] != '\0') {
@@ -38,8 +58,7 @@ struct orion_export *nbd_export_lookup(const char *name) {
                 }
                 return e;
         }
-        n = export_list(list, ELEMENTSOF(list));
-        n = MIN(n, ELEMENTSOF(list));
+        n = exports_snapshot(&list);
         for (size_t i = 0; i < n; i++) {
                 if (!(list[i]->protocols & PROTO_NBD) || list[i]->removed)
                         continue;
@@ -54,6 +73,7 @@ struct orion_export *nbd_export_lookup(const char *name) {
                 export_ref(found);
         for (size_t i = 0; i < n; i++)
                 export_unref(list[i]);
+        free(list);
         return found;
 }
 
@@ -164,14 +184,13 @@ static bool cur_string(struct cursor *cu, char **ret) {
 /* ---- NBD_OPT_LIST ---------------------------------------------------------------------------- */
 
 static int opt_list(struct nbd_conn *c, uint32_t len) {
-        struct orion_export *list[256];
+        _cleanup_free_ struct orion_export **list = NULL;
         size_t n;
         int r = 0;
 
         if (len != 0)
                 return opt_error(c, NBD_OPT_LIST, NBD_REP_ERR_INVALID, "NBD_OPT_LIST takes no data");
-        n = export_list(list, ELEMENTSOF(list));
-        n = MIN(n, ELEMENTSOF(list));
+        n = exports_snapshot(&list);
         for (size_t i = 0; i < n; i++) {
                 struct orion_export *e = list[i];
                 if (r >= 0 && (e->protocols & PROTO_NBD) && !e->removed) {

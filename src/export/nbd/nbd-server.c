@@ -86,9 +86,15 @@ static void set_rcv_timeout(int fd, unsigned seconds) {
         (void) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
+/* A client that stops reading its replies cannot hold a worker (and the daemon's shutdown)
+ * forever: a send blocked this long fails and ends the connection. */
+#define SEND_TIMEOUT_S 60
+
 static void conn_run(struct nbd_conn *c) {
+        struct timeval snd = { .tv_sec = SEND_TIMEOUT_S };
         int r;
 
+        (void) setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof(snd)); /* not a socket: no limit */
         if (nbd_handshake_timeout)
                 set_rcv_timeout(c->fd, nbd_handshake_timeout);
         r = nbd_handshake(c);

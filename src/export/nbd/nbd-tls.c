@@ -189,8 +189,8 @@ int nbd_tls_sendv(struct nbd_conn *c, struct iovec *iov, int n) {
                 size_t left = iov[i].iov_len;
                 while (left > 0) {
                         ssize_t w = gnutls_record_send(c->tls, p, left);
-                        if (w == GNUTLS_E_INTERRUPTED || w == GNUTLS_E_AGAIN)
-                                continue;
+                        if (w == GNUTLS_E_INTERRUPTED)
+                                continue; /* E_AGAIN: the send timeout expired, the client is stuck */
                         if (w < 0) {
                                 (void) gnutls_record_uncork(c->tls, 0);
                                 return -EPIPE;
@@ -203,7 +203,7 @@ int nbd_tls_sendv(struct nbd_conn *c, struct iovec *iov, int n) {
                 int r = gnutls_record_uncork(c->tls, GNUTLS_RECORD_WAIT);
                 if (r >= 0)
                         return 0;
-                if (r != GNUTLS_E_INTERRUPTED && r != GNUTLS_E_AGAIN)
+                if (r != GNUTLS_E_INTERRUPTED)
                         return -EPIPE;
         }
 }
