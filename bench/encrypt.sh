@@ -4,7 +4,9 @@
 # layer in-process over a memory node (1 MiB sequential writes and reads, one thread pinned
 # to one core, 4096- and 512-byte sectors); and 1 MiB sequential fio writes and reads through
 # the NBD export of a memory node with and without the encrypt layer. Prints MB/s and the
-# ratio per core to openssl. Not a test: nothing is asserted.
+# ratio per core to openssl. openssl speed and the in-process harness both divide by CPU time
+# (so neighbours on a shared machine do not count); NBD figures are wall-clock throughput.
+# Not a test: nothing is asserted.
 # Usage: bench/encrypt.sh [-r RUNTIME_S] [-s SIZE_MB] [-b BUILD_DIR]
 set -euo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
@@ -97,9 +99,9 @@ def kv(line):
 def fio(name, rw):
     j = json.load(open(f"{tmp}/{name}.{rw}.json"))["jobs"][0]
     return j[rw]["bw_bytes"] / 1e6
-print(f"openssl speed -evp aes-256-xts, one core:            {ossl:8.0f} MB/s")
+print(f"openssl speed -evp aes-256-xts, one core:            {ossl:8.0f} MB/CPU-s (largest block)")
 print()
-print("in-process, one thread (1 MiB requests)      MB/s   ratio to openssl (per core)")
+print("in-process, one thread (1 MiB requests)   MB/CPU-s  ratio to openssl (per core)")
 for line in sys.argv[4:6]:
     d = kv(line)
     s = d["sector"]

@@ -95,6 +95,7 @@ static int commit(struct encrypt *e, struct luks2_hdr *edited, struct orion_erro
         }
         luks2_hdr_done(&e->hdr);
         e->hdr = *edited;
+        orion_bdev_set_health(e->self, ORION_HEALTH_OK, NULL); /* both copies are good again */
         return 0;
 }
 

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # cryptsetup -> Orion: volumes made by `cryptsetup luksFormat` (512- and 4096-byte sectors,
-# argon2id and pbkdf2) open in Orion; random data written through Orion's NBD export reads
+# argon2id, argon2i and pbkdf2, 512- and 256-bit keys) open in Orion; random data written through Orion's NBD export reads
 # back byte-identical, decrypts sector by sector with the key cryptsetup dumps and an
 # independent AES-XTS, and leaves no plaintext in the file; and the reverse: data encrypted
 # by that independent AES-XTS reads back as plaintext through Orion.
@@ -9,12 +9,12 @@
 . "$(dirname "$0")/nbd-functions.sh"
 . "$(dirname "$0")/encrypt-functions.sh"
 
-variant() { # SECTOR PBKDF-ARGS...
-        local sector=$1 img=$tmp/luks-$1.img conf=$tmp/oriond-$1.conf
-        shift
+variant() { # SECTOR KEY-BITS PBKDF-ARGS...
+        local sector=$1 bits=$2 img=$tmp/luks-$1.img conf=$tmp/oriond-$1.conf
+        shift 2
         truncate -s 24M "$img"
         cryptsetup luksFormat --type luks2 --batch-mode --key-file "$tmp/pass1" --cipher aes-xts-plain64 \
-                --key-size 512 --sector-size "$sector" "$@" "$img" || die "luksFormat failed"
+                --key-size "$bits" --sector-size "$sector" "$@" "$img" || die "luksFormat failed"
         local off size
         off=$(luks_offset "$img")
         size=$(((24 << 20) - off))
@@ -47,6 +47,7 @@ variant() { # SECTOR PBKDF-ARGS...
         rm -f "$img" "$tmp/src" "$tmp/src2" "$tmp/back" "$tmp/back2" "$tmp/plain"
 }
 
-variant 4096 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --hash sha256
-variant 512 --pbkdf argon2id --pbkdf-memory 32768 --pbkdf-force-iterations 4 --pbkdf-parallel 2
+variant 4096 512 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --hash sha256
+variant 512 512 --pbkdf argon2id --pbkdf-memory 32768 --pbkdf-force-iterations 4 --pbkdf-parallel 2
+variant 4096 256 --pbkdf argon2i --pbkdf-memory 16384 --pbkdf-force-iterations 4 --pbkdf-parallel 1 --hash sha512
 echo "ok"

@@ -24,7 +24,7 @@ start_oriond "$conf"
 # Each job writes its own 8M region (offset_increment), so verification is exact.
 fio --name=verify --ioengine=nbd --uri="nbd://127.0.0.1:$NBD_PORT/vol0" --rw=randwrite --bs=4k \
     --iodepth=16 --numjobs=2 --size=8M --offset_increment=8M --verify=crc32c --verify_fatal=1 \
-    --do_verify=1 --group_reporting --output-format=json --output="$tmp/fio.json" >"$tmp/fio.err" 2>&1 ||
+    --do_verify=1 --verify_state_save=0 --group_reporting --output-format=json --output="$tmp/fio.json" >"$tmp/fio.err" 2>&1 ||
         { cat "$tmp/fio.err"; die "fio failed"; }
 /usr/bin/python3 - "$tmp/fio.json" <<'PY' || die "fio result check failed"
 import json, sys
