@@ -112,7 +112,7 @@ int main(int argc, char **argv) {
         const char *only = getenv("BENCH_ONLY"); /* profiling: one phase */
         if (only) {
                 printf("%s %.0f MB/s\n", only,
-                       !strcmp(only, "xts")     ? raw_xts(secs, (uint32_t) atoi(sector), buf)
+                       !strcmp(only, "xts")     ? raw_xts(secs, (uint32_t) strtoul(sector, NULL, 10), buf)
                        : !strcmp(only, "read")  ? run(vol, false, secs, buf)
                                                 : run(vol, true, secs, buf));
                 return 0;
@@ -120,7 +120,7 @@ int main(int argc, char **argv) {
         /* Best of three rounds: the machine is shared, the best round is the least disturbed. */
         double x = 0, mw = 0, mr = 0, ew = 0, er = 0;
         for (int round = 0; round < 3; round++) {
-                x = MAX(x, raw_xts(secs, (uint32_t) atoi(sector), buf));
+                x = MAX(x, raw_xts(secs, (uint32_t) strtoul(sector, NULL, 10), buf));
                 mw = MAX(mw, run(mem, true, secs, buf));
                 mr = MAX(mr, run(mem, false, secs, buf));
                 ew = MAX(ew, run(vol, true, secs, buf));

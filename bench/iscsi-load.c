@@ -71,7 +71,7 @@ int main(int argc, char **argv) {
         l.rnd = strncmp(argv[2], "rand", 4) == 0;
         l.write = strstr(argv[2], "write") != NULL;
         l.xfer = (uint32_t) strtoul(argv[3], NULL, 0);
-        int qd = atoi(argv[4]);
+        int qd = (int) strtol(argv[4], NULL, 10);
         double secs = atof(argv[5]);
         l.iscsi = iscsi_create_context("iqn.2026-11.org.orion:bench-client");
         struct iscsi_url *u = iscsi_parse_full_url(l.iscsi, argv[1]);

@@ -6,19 +6,23 @@
 # 1M sequential read and write at QD 8, and iscsi-perf (4k random reads, 32 in flight). Prints
 # IOPS and MB/s per target and Orion's ratio to tgtd.
 # Not a test: nothing is asserted. Needs root for tgtd.
-# Usage: bench/iscsi.sh [-r RUNTIME_S] [-s SIZE_MB] [-b BUILD_DIR]
+# -j N runs N iscsi-load clients (N sessions) at once and sums them, for when one client
+# process is the bottleneck.
+# Usage: bench/iscsi.sh [-r RUNTIME_S] [-s SIZE_MB] [-b BUILD_DIR] [-j CLIENTS]
 set -euo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
 runtime=10
 size_mb=512
 build=$(cd "$(dirname "$0")/.." && pwd)/build
-while getopts "r:s:b:" o; do
+jobs=1
+while getopts "r:s:b:j:" o; do
         case $o in
         r) runtime=$OPTARG ;;
         s) size_mb=$OPTARG ;;
         b) build=$OPTARG ;;
-        *) echo "usage: $0 [-r RUNTIME_S] [-s SIZE_MB] [-b BUILD_DIR]" >&2; exit 2 ;;
+        j) jobs=$OPTARG ;;
+        *) echo "usage: $0 [-r RUNTIME_S] [-s SIZE_MB] [-b BUILD_DIR] [-j CLIENTS]" >&2; exit 2 ;;
         esac
 done
 for c in cc fio qemu-nbd nbdinfo iscsi-perf iscsi-inq tgtd tgtadm /usr/bin/python3; do
@@ -98,14 +102,20 @@ b_tgt=$bport
 workloads=("4k-randread randread 4k 32" "4k-randwrite randwrite 4k 32" "1M-seqread read 1M 8" "1M-seqwrite write 1M 8")
 targets=("orion $b_orion" "tgtd $b_tgt")
 
-echo "${runtime}s per run, ${size_mb} MiB file, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)" >&2
+echo "${runtime}s per run, ${size_mb} MiB file, $jobs iscsi-load client(s), $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)" >&2
 for w in "${workloads[@]}"; do
         read -r wname rw bs qd <<<"$w"
         case $bs in *k) bytes=$((${bs%k} << 10)) ;; *M) bytes=$((${bs%M} << 20)) ;; *) bytes=$bs ;; esac
         for t in "orion $url_orion" "tgtd $url_tgt"; do
                 read -r tname u <<<"$t"
-                "$tmp/iscsi-load" "$u" "$rw" "$bytes" "$qd" "$runtime" >"$tmp/load.$wname.$tname" ||
-                        { echo "iscsi-load failed: $wname on $tname" >&2; exit 1; }
+                lp=()
+                for j in $(seq "$jobs"); do
+                        "$tmp/iscsi-load" "$u" "$rw" "$bytes" "$qd" "$runtime" >"$tmp/load.$wname.$tname.$j" &
+                        lp+=($!)
+                done
+                for p in "${lp[@]}"; do wait "$p" || { echo "iscsi-load failed: $wname on $tname" >&2; exit 1; }; done
+                cat "$tmp/load.$wname.$tname".* | awk '{i += $1; m += $3} END {print i, "IOPS", m, "MB/s"}' \
+                        >"$tmp/load.$wname.$tname"
         done
         for t in "${targets[@]}"; do
                 read -r tname p <<<"$t"

@@ -192,7 +192,8 @@ static int verb_status(char **args, int n) {
         }
         table_print(t);
         printf("\n");
-        print_exports_table(exps ? exps : json_object_new_array());
+        if (exps)
+                print_exports_table(exps);
         return EXIT_OK;
 }
 

@@ -375,6 +375,32 @@ struct json_object *caps_to_json(uint32_t caps) {
         return a;
 }
 
+/* "iscsi://user%secret@host/..." -> "iscsi://user%***@host/...": node-info must not show
+ * credentials given in a URL (nbds:// and iscsi:// accept them). Other text is copied as is. */
+static char *redact_url(const char *v) {
+        char *s = strdup(v ? v : "");
+        if (!s)
+                return NULL;
+        char *scheme = strstr(s, "://");
+        if (!scheme)
+                return s;
+        char *user = scheme + 3;
+        char *at = strchr(user, '@');
+        char *slash = strchr(user, '/');
+        if (!at || (slash && slash < at))
+                return s;
+        char *sep = memchr(user, '%', (size_t) (at - user));
+        if (!sep)
+                sep = memchr(user, ':', (size_t) (at - user));
+        if (!sep)
+                return s;
+        char *out = NULL;
+        if (asprintf(&out, "%.*s***%s", (int) (sep + 1 - s), s, at) < 0)
+                out = NULL;
+        free(s);
+        return out;
+}
+
 static const char *const health_names[_ORION_HEALTH_MAX] = { "ok", "degraded", "failed" };
 
 void graph_node_info(struct orion_bdev *b, struct json_object *out, bool with_stats) {
@@ -397,8 +423,11 @@ void graph_node_info(struct orion_bdev *b, struct json_object *out, bool with_st
         json_object_object_add(out, "parents", json_object_new_int((int) b->nparents));
         json_object_object_add(out, "exports", json_object_new_int((int) b->nexports));
         graph_unlock();
-        struct json_object *params = NULL;
-        json_object_deep_copy(params_json(b->params), &params, NULL);
+        struct json_object *params = json_object_new_object();
+        json_object_object_foreach(params_json(b->params), key, val) {
+                _cleanup_free_ char *shown = redact_url(json_object_get_string(val));
+                json_object_object_add(params, key, json_object_new_string(shown ? shown : ""));
+        }
         json_object_object_add(out, "params", params);
         if (b->type->ops->status) {
                 struct json_object *st = json_object_new_object();

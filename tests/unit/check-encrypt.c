@@ -82,7 +82,7 @@ START_TEST(test_format_open_io) {
         vol = open_vol(g_key1);
         mem = graph_node_find("mem");
         ck_assert_uint_eq(orion_bdev_size(vol), (24u << 20) - (16u << 20));
-        ck_assert_uint_eq(orion_bdev_block_size(vol), (uint32_t) atoi(sector));
+        ck_assert_uint_eq(orion_bdev_block_size(vol), (uint32_t) strtoul(sector, NULL, 10));
         t_pattern(w, sizeof(w), 0, 7);
         ck_assert_int_eq(orion_bdev_pwrite(vol, w, sizeof(w), 1 << 20, 0), 0);
         ck_assert_int_eq(orion_bdev_pread(vol, r, sizeof(r), 1 << 20, 0), 0);

@@ -27,6 +27,7 @@ static const struct orion_param layer_params[] = {
         { "child", ORION_PARAM_NODE, NULL, "child" },
         { "fail", ORION_PARAM_BOOL, "off", "fail open" },
         { "extra", ORION_PARAM_NODES, NULL, "more children", .optional = true },
+        { "url", ORION_PARAM_STRING, NULL, "a URL", .optional = true },
         { NULL },
 };
 static const struct orion_bdev_ops layer_ops = { .pread = layer_pread };
@@ -140,6 +141,18 @@ START_TEST(node_info) {
         graph_node_info(graph_node_find("m0"), o, false);
         ck_assert(json_object_object_get_ex(o, "health-message", &v));
         ck_assert_str_eq(json_object_get_string(v), "member 2 gone");
+        json_object_put(o);
+
+        /* Credentials in a URL parameter never show in node-info. */
+        ck_assert_int_eq(add("l1", "testlayer", kv("child", "m0", "url", "iscsi://bob%s3cret@host:3260/iqn.x/0"), &err), 0);
+        o = json_object_new_object();
+        graph_node_info(graph_node_find("l1"), o, false);
+        struct json_object *params;
+        ck_assert(json_object_object_get_ex(o, "params", &params));
+        ck_assert(json_object_object_get_ex(params, "url", &v));
+        ck_assert_str_eq(json_object_get_string(v), "iscsi://bob%***@host:3260/iqn.x/0");
+        ck_assert(json_object_object_get_ex(params, "child", &v));
+        ck_assert_str_eq(json_object_get_string(v), "m0");
         json_object_put(o);
         graph_close_all();
 }
