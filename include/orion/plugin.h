@@ -36,6 +36,7 @@ struct orion_param {
         const char *help;           /* one line, shown by --list-types and in man pages */
         const char *choices;        /* ORION_PARAM_ENUM: "zstd lz4" */
         bool optional;              /* with def == NULL: may be absent */
+        bool secret;                /* a passphrase or key: never shown by node-info or logs */
 };
 
 /* Parameters of one node, validated by the core against the type's table before open():

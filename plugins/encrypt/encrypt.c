@@ -630,7 +630,7 @@ static const struct orion_param encrypt_params[] = {
         { .name = "child", .type = ORION_PARAM_NODE, .help = "Node holding the LUKS2 header and the encrypted data." },
         { .name = "key-file", .type = ORION_PARAM_PATH, .optional = true,
           .help = "File whose whole content is the passphrase (as cryptsetup --key-file)." },
-        { .name = "passphrase", .type = ORION_PARAM_STRING, .optional = true,
+        { .name = "passphrase", .type = ORION_PARAM_STRING, .optional = true, .secret = true,
           .help = "Passphrase sent by orionctl's prompt; prefer key-file (shown in node-info params)." },
         { .name = "keyslot", .type = ORION_PARAM_INT, .def = "-1",
           .help = "Try only this keyslot (-1: every keyslot); format: the slot to create (default 0)." },

@@ -401,6 +401,13 @@ static char *redact_url(const char *v) {
         return out;
 }
 
+static bool param_is_secret(const struct orion_plugin *t, const char *key) {
+        for (const struct orion_param *q = t->params; q && q->name; q++)
+                if (strcmp(q->name, key) == 0)
+                        return q->secret;
+        return false;
+}
+
 static const char *const health_names[_ORION_HEALTH_MAX] = { "ok", "degraded", "failed" };
 
 void graph_node_info(struct orion_bdev *b, struct json_object *out, bool with_stats) {
@@ -425,6 +432,10 @@ void graph_node_info(struct orion_bdev *b, struct json_object *out, bool with_st
         graph_unlock();
         struct json_object *params = json_object_new_object();
         json_object_object_foreach(params_json(b->params), key, val) {
+                if (param_is_secret(b->type, key)) {
+                        json_object_object_add(params, key, json_object_new_string("***"));
+                        continue;
+                }
                 _cleanup_free_ char *shown = redact_url(json_object_get_string(val));
                 json_object_object_add(params, key, json_object_new_string(shown ? shown : ""));
         }

@@ -28,6 +28,7 @@ static const struct orion_param layer_params[] = {
         { "fail", ORION_PARAM_BOOL, "off", "fail open" },
         { "extra", ORION_PARAM_NODES, NULL, "more children", .optional = true },
         { "url", ORION_PARAM_STRING, NULL, "a URL", .optional = true },
+        { "passphrase", ORION_PARAM_STRING, NULL, "a secret", .optional = true, .secret = true },
         { NULL },
 };
 static const struct orion_bdev_ops layer_ops = { .pread = layer_pread };
@@ -153,6 +154,13 @@ START_TEST(node_info) {
         ck_assert_str_eq(json_object_get_string(v), "iscsi://bob%***@host:3260/iqn.x/0");
         ck_assert(json_object_object_get_ex(params, "child", &v));
         ck_assert_str_eq(json_object_get_string(v), "m0");
+        json_object_put(o);
+        ck_assert_int_eq(add("l2", "testlayer", kv("child", "m0", "passphrase", "hunter2"), &err), 0);
+        o = json_object_new_object();
+        graph_node_info(graph_node_find("l2"), o, false);
+        ck_assert(json_object_object_get_ex(o, "params", &params));
+        ck_assert(json_object_object_get_ex(params, "passphrase", &v));
+        ck_assert_str_eq(json_object_get_string(v), "***");
         json_object_put(o);
         graph_close_all();
 }
