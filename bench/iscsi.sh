@@ -35,7 +35,9 @@ tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/orion-bench.XXXXXX")
 pids=()
 tgtd_pid=
 cleanup() {
-        for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+        local i
+        # newest first (bridges before targets); qemu-nbd may hang reconnecting: KILL it
+        for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -KILL "${pids[$i]}" 2>/dev/null || true; done
         # tgtd ignores SIGTERM while it has targets
         [ -z "$tgtd_pid" ] || kill -KILL "$tgtd_pid" 2>/dev/null || true
         wait 2>/dev/null || true

@@ -153,6 +153,14 @@ int file_ring_run(struct file_node *f, struct file_io *ios, size_t n) {
         }
         if (!tr || tr->broken)
                 return run_sync(f, ios, n);
+        /* One buffered request, or one fsync, gains nothing from the ring: the kernel hands
+         * either to an io-wq worker, two context switches per request that the caller's own
+         * thread (one per in-flight request above us) avoids by doing the system call itself. */
+        if (n == 1 && (!f->direct || ios[0].kind == FILE_IO_FSYNC)) {
+                ios[0].result = io_sync_one(f, &ios[0]);
+                ios[0].state = 2;
+                return ios[0].result;
+        }
         ring = &tr->ring;
         atomic_fetch_add(&f->n_submits, 1);
 

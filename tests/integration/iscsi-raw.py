@@ -52,6 +52,14 @@ def recv_pdu(s):
     return h, (data or b'')[:dsl]
 
 
+def recv_reply(s):
+    """Next PDU that is not a keepalive ping of the target (those are skipped)."""
+    while True:
+        h, data = recv_pdu(s)
+        if h is None or not (h[0] & 0x3f == 0x20 and h[16:20] == b'\xff' * 4):
+            return h, data
+
+
 def closed(s, timeout=10):
     """True when the target closes the connection (reads drain to EOF)."""
     s.settimeout(timeout)
@@ -101,7 +109,7 @@ class Sess:
         rest = struct.pack('>III', 0xffffffff, self.cmdsn, self.statsn)
         self.s.sendall(bhs(0x00 | 0x40, 0x80, self.itt, rest, dsl=len(payload)) + pad(payload))
         while True:
-            r, data = recv_pdu(self.s)
+            r, data = recv_reply(self.s)
             if r is None:
                 fail('connection closed while waiting for NOP-In')
             if r[0] & 0x3f == 0x20 and struct.unpack('>I', r[16:20])[0] == self.itt:
@@ -125,7 +133,7 @@ if not closed(ss.s):
 # 3. Unknown opcode: Reject, then the session still works.
 ss = Sess()
 ss.s.sendall(bhs(0x1c, 0x80, 9))
-r, data = recv_pdu(ss.s)
+r, data = recv_reply(ss.s)
 if r is None or r[0] & 0x3f != 0x3f:
     fail('no Reject for an unknown opcode')
 if data[:1] != b'\x1c':
@@ -138,7 +146,7 @@ ahs = struct.pack('>HBB', 200, 1, 0)
 ss.s.sendall(bhs(0x01, 0x80 | 0x40 | 1, 11, struct.pack('>III', 512, 1, 1) + b'\x28', ahs=1) + ahs)
 ss.s.settimeout(10)
 try:
-    r, _ = recv_pdu(ss.s)
+    r, _ = recv_reply(ss.s)
     if r is not None and r[0] & 0x3f != 0x3f:
         fail('bad AHS answered with opcode 0x%02x' % (r[0] & 0x3f))
 except socket.timeout:
@@ -152,7 +160,7 @@ ss.s.sendall(bhs(0x05, 0x80, 0x4242, struct.pack('>I', 0x77) + b'\0' * 12 + stru
 rest = struct.pack('>III', 0xffffffff, ss.cmdsn, ss.statsn)
 ss.cmdsn += 1
 ss.s.sendall(bhs(0x04, 0x80, 0x99, rest, dsl=9) + pad(b'garbage\0\0'))
-r, _ = recv_pdu(ss.s)
+r, _ = recv_reply(ss.s)
 if r is None or r[0] & 0x3f != 0x24:
     fail('no Text Response')
 ss.nop()
@@ -166,7 +174,7 @@ for junk in (bhs(0x01, 0x81, 5)[:24], bhs(0x01, 0x81, 5, ahs=255) + b'\0' * 100)
 # 7. A client that vanishes mid-command: a write waiting for its R2T data, and many reads.
 ss = Sess()
 ss.cmd(b'\x2a\0\0\0\0\0\0\0\x08\0', edtl=4096, write=True)
-r, _ = recv_pdu(ss.s)
+r, _ = recv_reply(ss.s)
 if r is None or r[0] & 0x3f != 0x31:
     fail('no R2T for a write without immediate data')
 for i in range(32):
@@ -182,4 +190,19 @@ r, _ = recv_pdu(s)
 if r is None or r[36] != 2 or r[37] != 3:
     fail('unknown target not refused with 0x0203')
 s.close()
+# 9. Keepalive (the test runs the target with iscsi-nop-interval = 1, iscsi-nop-count = 2):
+#    an answered ping keeps the session, an idle initiator that never answers is dropped.
+ss = Sess()
+ss.s.settimeout(10)
+r, _ = recv_pdu(ss.s)
+if r is None or r[0] & 0x3f != 0x20 or r[16:20] != b'\xff' * 4 or r[20:24] == b'\xff' * 4:
+    fail('no NOP-In ping from the target on an idle session')
+rest = r[20:24] + struct.pack('>II', ss.cmdsn, ss.statsn)
+ss.s.sendall(bhs(0x40, 0x80, 0xffffffff, rest))  # the answer: ITT reserved, TTT echoed
+ss.nop()
+t0 = time.time()
+if not closed(ss.s, timeout=20):
+    fail('an initiator that ignores pings was not dropped')
+if time.time() - t0 < 1.5:
+    fail('dropped before the unanswered pings')
 print('ok')

@@ -2,13 +2,14 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Malformed PDUs, oversized segments and clients vanishing mid-command (iscsi-raw.py) while a
 # well-behaved initiator copies the volume: the target keeps serving it and everyone after.
+# Keepalive pings every second: silent initiators are dropped, libiscsi answers and stays.
 . "$(dirname "$0")/functions.sh"
 requires qemu-img cmp
 . "$(dirname "$0")/iscsi-functions.sh"
 qemu-img --help | grep -q '^Supported formats:.* iscsi' || skip "qemu-img without iSCSI (qemu-block-extra)"
 
 conf=$tmp/oriond.conf
-iscsi_config "$conf"
+iscsi_config "$conf" "iscsi-nop-interval = 1" "iscsi-nop-count = 2"
 cat >>"$conf" <<CONF
 [node disk]
 type = memory
