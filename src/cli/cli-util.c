@@ -327,7 +327,10 @@ static char *read_secret_line(FILE *in, FILE *out, const char *prompt) {
                 fprintf(out, "\n");
         }
         if (n < 0) {
-                free_secret(line);
+                /* nothing read: the buffer holds no string, wipe all of it */
+                if (line)
+                        explicit_bzero(line, cap);
+                free(line);
                 return NULL;
         }
         if (n > 0 && line[n - 1] == '\n')
