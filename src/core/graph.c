@@ -315,7 +315,7 @@ int graph_node_remove(const char *name, struct orion_error *err) {
 size_t graph_node_list(struct orion_bdev **ret, size_t max) {
         graph_lock();
         size_t n = g_nnodes;
-        if (ret)
+        if (ret && n && max)
                 memcpy(ret, g_nodes, (n < max ? n : max) * sizeof *ret);
         graph_unlock();
         return n;
