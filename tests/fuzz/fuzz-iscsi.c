@@ -15,39 +15,9 @@
 
 #include "core/core.h"
 #include "export/iscsi/iscsi.h"
+#include "fuzz-feed.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-struct feed {
-        int fd;
-        const uint8_t *data;
-        size_t size;
-};
-
-static void *writer(void *arg) {
-        struct feed *f = arg;
-        size_t off = 0;
-
-        while (off < f->size) {
-                ssize_t n = send(f->fd, f->data + off, f->size - off, MSG_NOSIGNAL);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break; /* the target hung up: the rest is not wanted */
-                off += (size_t) n;
-        }
-        (void) shutdown(f->fd, SHUT_WR);
-        return NULL;
-}
-
-static void *reader(void *arg) {
-        struct feed *f = arg;
-        char buf[65536];
-
-        while (recv(f->fd, buf, sizeof(buf), 0) > 0)
-                ;
-        return NULL;
-}
 
 static struct daemon_config g_cfg;
 
@@ -107,12 +77,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
                 return 0;
         f = (struct feed){ .fd = sv[1], .data = data, .size = size };
-        if (pthread_create(&w, NULL, writer, &f) != 0) {
+        if (pthread_create(&w, NULL, feed_writer, &f) != 0) {
                 (void) close(sv[0]);
                 (void) close(sv[1]);
                 return 0;
         }
-        if (pthread_create(&r, NULL, reader, &f) != 0) {
+        if (pthread_create(&r, NULL, feed_reader, &f) != 0) {
                 (void) shutdown(sv[0], SHUT_RDWR);
                 (void) pthread_join(w, NULL);
                 (void) close(sv[0]);

@@ -14,39 +14,9 @@
 
 #include "core/core.h"
 #include "export/nbd/nbd-internal.h"
+#include "fuzz-feed.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-struct feed {
-        int fd;
-        const uint8_t *data;
-        size_t size;
-};
-
-static void *writer(void *arg) {
-        struct feed *f = arg;
-        size_t off = 0;
-
-        while (off < f->size) {
-                ssize_t n = send(f->fd, f->data + off, f->size - off, MSG_NOSIGNAL);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break; /* the server hung up: the rest is not wanted */
-                off += (size_t) n;
-        }
-        (void) shutdown(f->fd, SHUT_WR);
-        return NULL;
-}
-
-static void *reader(void *arg) {
-        struct feed *f = arg;
-        char buf[65536];
-
-        while (recv(f->fd, buf, sizeof(buf), 0) > 0)
-                ;
-        return NULL;
-}
 
 static struct daemon_config g_cfg;
 
@@ -93,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
                 abort();
         struct feed f = { .fd = sv[1], .data = data, .size = size };
-        if (pthread_create(&w, NULL, writer, &f) != 0 || pthread_create(&r, NULL, reader, &f) != 0)
+        if (pthread_create(&w, NULL, feed_writer, &f) != 0 || pthread_create(&r, NULL, feed_reader, &f) != 0)
                 abort();
         nbd_conn_serve(NULL, sv[0], "fuzz"); /* closes sv[0] */
         pthread_join(w, NULL);
