@@ -178,6 +178,7 @@ static void task_run(void *arg) {
                 .cdb_len = t->cdb_len,
                 .out = t->buf,
                 .out_len = t->received,
+                .aborted = &t->aborted,
         };
 
         if (!__atomic_load_n(&t->aborted, __ATOMIC_ACQUIRE)) {
