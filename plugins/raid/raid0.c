@@ -32,7 +32,7 @@ static int raid0_rw(struct raid *r, enum orion_op op, void *buf, uint64_t len, u
                 raid_req(&q[nq++], r, r->m[m].dev, op, (uint8_t *) buf + pos, l, row * r->chunk + in, flags);
                 pos += l;
         }
-        ret = raid_submit(q, nq);
+        ret = raid_submit(r, q, nq);
         for (size_t i = 0; i < nq; i++)
                 if (q[i].result < 0)
                         atomic_fetch_add(op == ORION_OP_READ ? &r->read_errors : &r->write_errors, 1);
