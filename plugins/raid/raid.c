@@ -120,6 +120,7 @@ int raid_submit(struct raid *r, struct orion_req *reqs, size_t n) {
         if (n <= 1)
                 return n ? orion_submit(reqs, 1) : 0;
         if (!atomic_load(&r->parallel)) {
+                atomic_fetch_add(&r->inline_batches, 1);
                 if (submit_inline(reqs, n)) {
                         atomic_store(&r->probe_at, mono_ns() + RAID_PROBE_NS);
                         atomic_store(&r->parallel, true);
@@ -128,13 +129,17 @@ int raid_submit(struct raid *r, struct orion_req *reqs, size_t n) {
         }
         now = mono_ns();
         due = atomic_load(&r->probe_at);
-        if (now < due || !atomic_compare_exchange_strong(&r->probe_at, &due, now + RAID_PROBE_NS))
+        if (now < due || !atomic_compare_exchange_strong(&r->probe_at, &due, now + RAID_PROBE_NS)) {
+                atomic_fetch_add(&r->parallel_batches, 1);
                 return orion_submit(reqs, n);
+        }
         /* the probe: one request inline, the rest as the measure says */
         if (submit_inline(reqs, 1)) {
+                atomic_fetch_add(&r->parallel_batches, 1);
                 (void) orion_submit(reqs + 1, n - 1);
         } else {
                 atomic_store(&r->parallel, false);
+                atomic_fetch_add(&r->inline_batches, 1);
                 (void) submit_inline(reqs + 1, n - 1);
         }
         return first_error(reqs, n);

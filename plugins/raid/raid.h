@@ -109,7 +109,8 @@ struct raid {
 
         /* statistics */
         atomic_uint_fast64_t mismatches, rebuilt_bytes, resynced_bytes, read_errors, write_errors,
-                degraded_reads, io_errors, full_stripe_writes, rmw_writes, rcw_writes, scrubbed_bytes;
+                degraded_reads, io_errors, full_stripe_writes, rmw_writes, rcw_writes, scrubbed_bytes,
+                inline_batches, parallel_batches;
 };
 
 /* ---- raid.c: member state (call with cfg held for reading or writing) ---- */

@@ -432,15 +432,24 @@ static int reconstruct(struct raid *r, uint64_t row, unsigned role, uint64_t s, 
         return -EIO;
 }
 
+#define STACK_REQS 64
+
 int stripe_read(struct raid *r, void *buf, uint64_t len, uint64_t off) {
         unsigned np = np_of(r), k = r->n - np;
         uint64_t pos = 0;
-        size_t max = len / r->chunk + 2, nq = 0;
-        _cleanup_free_ struct orion_req *q = calloc(max, sizeof(*q));
-        _cleanup_free_ bool *deg = calloc(max, sizeof(*deg));
+        size_t max = len / r->chunk + 2, nq = 0, nd = 0;
+        struct orion_req stack_q[2 * STACK_REQS], *q = stack_q, *d;
+        bool stack_deg[STACK_REQS], *deg = stack_deg;
+        _cleanup_free_ struct orion_req *heap_q = NULL;
+        _cleanup_free_ bool *heap_deg = NULL;
 
-        if (!q || !deg)
-                return -ENOMEM;
+        if (max > STACK_REQS) {
+                q = heap_q = calloc(2 * max, sizeof(*q));
+                deg = heap_deg = calloc(max, sizeof(*deg));
+                if (!q || !deg)
+                        return -ENOMEM;
+        }
+        d = q + max; /* the direct reads, submitted together */
         while (pos < len) {
                 uint64_t a = off + pos, c = a / r->chunk, in = a % r->chunk,
                          l = MIN(r->chunk - in, len - pos);
@@ -449,31 +458,21 @@ int stripe_read(struct raid *r, void *buf, uint64_t len, uint64_t off) {
 
                 raid_req(&q[nq], r, r->m[m].dev, ORION_OP_READ, (uint8_t *) buf + pos, l,
                          row * r->chunk + in, 0);
-                if (!raid_member_readable(r, m, row * r->chunk)) {
-                        deg[nq] = true;
+                deg[nq] = !raid_member_readable(r, m, row * r->chunk);
+                if (deg[nq])
                         q[nq].result = -EIO;
-                }
+                else
+                        d[nd++] = q[nq];
                 nq++;
                 pos += l;
         }
-        {
-                /* submit only the direct reads, in place */
-                _cleanup_free_ struct orion_req *d = calloc(nq, sizeof(*d));
-                size_t nd = 0;
-
-                if (!d)
-                        return -ENOMEM;
-                for (size_t i = 0; i < nq; i++)
-                        if (!deg[i])
-                                d[nd++] = q[i];
-                (void) raid_submit(r, d, nd);
-                for (size_t i = 0, j = 0; i < nq; i++)
-                        if (!deg[i]) {
-                                q[i].result = d[j++].result;
-                                if (q[i].result < 0)
-                                        raid_member_failed(r, q[i].bdev, q[i].result);
-                        }
-        }
+        (void) raid_submit(r, d, nd);
+        for (size_t i = 0, j = 0; i < nq; i++)
+                if (!deg[i]) {
+                        q[i].result = d[j++].result;
+                        if (q[i].result < 0)
+                                raid_member_failed(r, q[i].bdev, q[i].result);
+                }
         for (size_t i = 0; i < nq; i++) {
                 uint64_t a, c, row, in;
                 int ret;
