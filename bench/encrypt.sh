@@ -1,11 +1,14 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Encrypt layer benchmark, in one run: `openssl speed -evp aes-256-xts` on one core; the
-# layer in-process over a memory node (1 MiB sequential writes and reads, one thread pinned
-# to one core, 4096- and 512-byte sectors); and 1 MiB sequential fio writes and reads through
-# the NBD export of a memory node with and without the encrypt layer. Prints MB/s and the
-# ratio per core to openssl. openssl speed and the in-process harness both divide by CPU time
-# (so neighbours on a shared machine do not count); NBD figures are wall-clock throughput.
+# Encrypt layer benchmark, in one run: `openssl speed -evp aes-256-xts` on one core (its
+# largest block, the target's reference, and 4096- and 512-byte blocks, one IV each like a
+# sector); the layer in-process over a memory node (1 MiB sequential writes and reads, pinned
+# to one core, 4096- and 512-byte sectors; then 4096 on every CPU, where a lone large
+# request is split across them); and 1 MiB sequential fio writes and reads through the NBD
+# export of a memory node with and without the encrypt layer. Prints MB per CPU-second and
+# the ratio per core to openssl: openssl speed, the in-process harness and oriond (through
+# NBD) are all divided by their own CPU time, so neighbours on a shared machine and
+# parallelism do not count; wall-clock MB/s is printed beside where it differs.
 # Not a test: nothing is asserted.
 # Usage: bench/encrypt.sh [-r RUNTIME_S] [-s SIZE_MB] [-b BUILD_DIR]
 set -euo pipefail
@@ -45,13 +48,20 @@ ncpu=$(nproc)
 echo "$(nproc) CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 # ---- openssl, one core: its largest block size (8 KiB or 16 KiB), in MB/s ----------------
-openssl_mbs=$(taskset -c 0 openssl speed -evp aes-256-xts -seconds 3 2>/dev/null |
-        awk '/^AES-256-XTS/ || /^aes-256-xts/ { v = $NF; sub(/k$/, "", v); print int(v * 1000 / 1e6) }')
-[ -n "$openssl_mbs" ] || { echo "could not parse openssl speed" >&2; exit 1; }
+ossl() {
+        taskset -c 0 openssl speed -evp aes-256-xts -seconds 3 "$@" 2>/dev/null |
+                awk '/^AES-256-XTS/ || /^aes-256-xts/ { v = $NF; sub(/k$/, "", v); print int(v * 1000 / 1e6) }'
+}
+openssl_mbs=$(ossl)
+openssl_4k=$(ossl -bytes 4096)
+openssl_512=$(ossl -bytes 512)
+[ -n "$openssl_mbs" ] && [ -n "$openssl_4k" ] && [ -n "$openssl_512" ] ||
+        { echo "could not parse openssl speed" >&2; exit 1; }
 
-# ---- in-process, one thread on core 0 ------------------------------------------------------
+# ---- in-process: one thread on core 0, then every CPU --------------------------------------
 inproc_4k=$(taskset -c 0 "$inproc" "$runtime" 4096 | tail -1)
 inproc_512=$(taskset -c 0 "$inproc" "$runtime" 512 | tail -1)
+inproc_all=$("$inproc" "$runtime" 4096 | tail -1)
 
 # ---- through NBD: memory node plain and encrypted, same daemon --------------------------
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -82,38 +92,65 @@ ctl() { "$orionctl" --socket "$tmp/ctl.sock" "$@" >/dev/null; }
 ctl format encrypt child=backing key-file="$tmp/key" pbkdf=pbkdf2 pbkdf-force-iterations=1000
 ctl node-add vol encrypt child=backing key-file="$tmp/key"
 ctl export-add vol vol
+# oriond's CPU seconds so far (user + system, all threads), from /proc/PID/stat
+cpu_s() { awk -v t="$(getconf CLK_TCK)" '{ print ($14 + $15) / t }' "/proc/$pid/stat"; }
 for name in plain vol; do
         for rw in write read; do
+                c0=$(cpu_s)
                 fio --name="$rw" --ioengine=nbd --uri="nbd://127.0.0.1:$port/$name" --rw="$rw" --bs=1M \
-                    --iodepth=4 --numjobs=1 --size="${size_mb}M" --time_based --runtime="$runtime" --ramp_time=1 \
+                    --iodepth=4 --numjobs=1 --size="${size_mb}M" --time_based --runtime="$runtime" \
                     --output-format=json --output="$tmp/$name.$rw.json" >/dev/null 2>&1 ||
                         { echo "fio failed: $rw on $name" >&2; exit 1; }
+                echo "$c0 $(cpu_s)" >"$tmp/$name.$rw.cpu"
         done
 done
 
-/usr/bin/python3 - "$tmp" "$openssl_mbs" "$ncpu" "$inproc_4k" "$inproc_512" <<'PY'
+"$orionctl" --socket "$tmp/ctl.sock" --json stats vol >"$tmp/stats.json"
+
+/usr/bin/python3 - "$tmp" "$openssl_mbs" "$openssl_4k" "$openssl_512" "$ncpu" \
+        "$inproc_4k" "$inproc_512" "$inproc_all" <<'PY'
 import json, sys
-tmp, ossl, ncpu = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+tmp, ossl, ncpu = sys.argv[1], float(sys.argv[2]), int(sys.argv[5])
+ossl_unit = {"4096": float(sys.argv[3]), "512": float(sys.argv[4])}
 def kv(line):
     return {k: v for k, v in (w.split("=") for w in line.split())}
 def fio(name, rw):
     j = json.load(open(f"{tmp}/{name}.{rw}.json"))["jobs"][0]
-    return j[rw]["bw_bytes"] / 1e6
-print(f"openssl speed -evp aes-256-xts, one core:            {ossl:8.0f} MB/CPU-s (largest block)")
+    c0, c1 = (float(x) for x in open(f"{tmp}/{name}.{rw}.cpu").read().split())
+    nbytes = j[rw]["io_bytes"] if "io_bytes" in j[rw] else j[rw]["io_kbytes"] * 1024
+    return j[rw]["bw_bytes"] / 1e6, nbytes / 1e6 / max(c1 - c0, 1e-3)
+print(f"openssl speed -evp aes-256-xts, one core:  {ossl:8.0f} MB/CPU-s (largest block: the target's reference)")
+print(f"  same, 4096-byte blocks: {ossl_unit['4096']:8.0f}    512-byte blocks: {ossl_unit['512']:8.0f}")
 print()
-print("in-process, one thread (1 MiB requests)   MB/CPU-s  ratio to openssl (per core)")
-for line in sys.argv[4:6]:
+print("in-process, 1 MiB requests, pinned to one core   MB/CPU-s  ratio per core  (to openssl at the sector size)")
+for line in sys.argv[6:8]:
     d = kv(line)
     s = d["sector"]
     for key, label in (("xts_only", "libgcrypt XTS loop alone"), ("encrypt_write", "encrypt over memory, write"),
                        ("encrypt_read", "encrypt over memory, read"), ("memory_write", "memory node alone, write"),
                        ("memory_read", "memory node alone, read")):
         v = float(d[key])
-        print(f"  sector {s:>4} {label:30s} {v:8.0f}   {v / ossl:5.2f}")
-print()
-print(f"NBD export, fio 1 MiB sequential, iodepth 4      MB/s   ratio per core ({ncpu} cores)")
+        print(f"  sector {s:>4} {label:34s} {v:8.0f}   {v / ossl:5.2f}   ({v / ossl_unit[s]:.2f})")
+d = kv(sys.argv[8])
+print(f"in-process, sector 4096, on all {ncpu} CPUs (a lone request is split across them)")
 for rw in ("write", "read"):
-    p, e = fio("plain", rw), fio("vol", rw)
-    print(f"  memory node, {rw:5s}                    {p:8.0f}")
-    print(f"  encrypt over memory, {rw:5s}            {e:8.0f}   {e / ncpu / ossl:5.2f}   ({e / p:.2f} of plain)")
+    v, w = float(d["encrypt_" + rw]), float(d["encrypt_" + rw + "_wall"])
+    print(f"  encrypt over memory, {rw:5s}  {v:8.0f} MB/CPU-s ({v / ossl:.2f} per core)  {w:8.0f} MB/s wall")
+print()
+print(f"NBD export, fio 1 MiB sequential, iodepth 4   MB/s wall   MB per oriond CPU-s   ratio per core")
+for rw in ("write", "read"):
+    (p, pc), (e, ec) = fio("plain", rw), fio("vol", rw)
+    print(f"  memory node, {rw:5s}                 {p:8.0f}   {pc:8.0f}")
+    print(f"  encrypt over memory, {rw:5s}         {e:8.0f}   {ec:8.0f}            {ec / ossl:5.2f}"
+          f"   ({e / p:.2f} of plain, wall)")
+def find(o, k):
+    if isinstance(o, dict):
+        if k in o:
+            return o[k]
+        for v in o.values():
+            r = find(v, k)
+            if r is not None:
+                return r
+    return None
+print(f"  requests split across CPUs (alone in the node): {find(json.load(open(f'{tmp}/stats.json')), 'requests-split')}")
 PY

@@ -158,6 +158,10 @@ bool orion_extents_get(const struct orion_extents *ext, size_t i, uint64_t *ret_
  * Sets each req->result; returns 0 or the first error. Nodes with a native .submit get their
  * share in one call (the file backend: one io_uring submission). */
 int orion_submit(struct orion_req *reqs, size_t n);
+/* Run fn(args[i]) for every i < n concurrently on the worker pool (the caller runs a share
+ * itself, so nesting never deadlocks); returns when all are done. For layers that split CPU
+ * work of one request across threads (encryption). */
+void orion_parallel(void (*fn)(void *arg), void **args, size_t n);
 
 /* Management verb on a node (as `orionctl ctl NODE VERB JSON` does). */
 int orion_bdev_ctl(struct orion_bdev *b, const char *verb, struct json_object *args,

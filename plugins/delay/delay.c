@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* `delay` layer: adds a fixed latency per operation type before passing each request on
- * (slow disks and networks in tests; changeable at run time with `ctl NODE set`). */
+ * (slow disks and networks in tests; changeable at run time with `ctl NODE set`), and
+ * optionally a transfer rate that requests share one after another, as on a single disk. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,9 @@ struct delay_node {
         struct orion_bdev *child;
         atomic_uint_fast64_t ns[_ORION_OP_MAX]; /* latency added to each op */
         atomic_uint_fast64_t delayed;           /* requests slowed down */
+        uint64_t rate;                          /* bytes/s of reads and writes, 0 = unlimited */
+        pthread_mutex_t busy_lock;
+        uint64_t busy_until; /* CLOCK_MONOTONIC ns when the transfers booked so far end */
 };
 
 /* "10ms", "250us", "2s", "1.5s", "500ns"; a bare number is seconds (as nbdkit's delay filter). */
@@ -50,53 +55,76 @@ static int parse_duration(const char *s, uint64_t *ret_ns) {
         return -EINVAL;
 }
 
-static void delay_op(struct delay_node *d, enum orion_op op) {
-        uint64_t ns = atomic_load(&d->ns[op]);
-        struct timespec ts;
+static void sleep_ns(uint64_t ns) {
+        struct timespec ts = { .tv_sec = (time_t) (ns / 1000000000u), .tv_nsec = (long) (ns % 1000000000u) };
 
-        if (ns == 0)
-                return;
-        atomic_fetch_add(&d->delayed, 1);
-        ts.tv_sec = (time_t) (ns / 1000000000u);
-        ts.tv_nsec = (long) (ns % 1000000000u);
         /* a signal must not shorten the delay: sleep the remainder again */
         while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
                 ;
+}
+
+static uint64_t mono_ns(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+/* The latency of op (requests overlap theirs), then, with a rate, the request's turn on the
+ * node: transfers are booked one after another, so that many requests in flight share the
+ * rate as they share a disk's bandwidth. */
+static void delay_op(struct delay_node *d, enum orion_op op, uint64_t len) {
+        uint64_t ns = atomic_load(&d->ns[op]), end, now;
+
+        if (ns == 0 && (d->rate == 0 || len == 0))
+                return;
+        atomic_fetch_add(&d->delayed, 1);
+        if (ns)
+                sleep_ns(ns);
+        if (d->rate == 0 || len == 0)
+                return;
+        now = mono_ns();
+        WITH_LOCK(&d->busy_lock) {
+                d->busy_until = MAX(d->busy_until, now) + (uint64_t) ((double) len * 1e9 / (double) d->rate);
+                end = d->busy_until;
+        }
+        if (end > now)
+                sleep_ns(end - now);
 }
 
 /* ---- Operations ------------------------------------------------------------------------------ */
 static int delay_pread(struct orion_bdev *b, void *buf, uint64_t len, uint64_t off, uint32_t flags) {
         struct delay_node *d = orion_bdev_priv(b);
 
-        delay_op(d, ORION_OP_READ);
+        delay_op(d, ORION_OP_READ, len);
         return orion_bdev_pread(d->child, buf, len, off, flags);
 }
 
 static int delay_pwrite(struct orion_bdev *b, const void *buf, uint64_t len, uint64_t off, uint32_t flags) {
         struct delay_node *d = orion_bdev_priv(b);
 
-        delay_op(d, ORION_OP_WRITE);
+        delay_op(d, ORION_OP_WRITE, len);
         return orion_bdev_pwrite(d->child, buf, len, off, flags);
 }
 
 static int delay_flush(struct orion_bdev *b, uint32_t flags) {
         struct delay_node *d = orion_bdev_priv(b);
 
-        delay_op(d, ORION_OP_FLUSH);
+        delay_op(d, ORION_OP_FLUSH, 0);
         return orion_bdev_flush(d->child, flags);
 }
 
 static int delay_discard(struct orion_bdev *b, uint64_t len, uint64_t off, uint32_t flags) {
         struct delay_node *d = orion_bdev_priv(b);
 
-        delay_op(d, ORION_OP_DISCARD);
+        delay_op(d, ORION_OP_DISCARD, 0);
         return orion_bdev_discard(d->child, len, off, flags);
 }
 
 static int delay_write_zeroes(struct orion_bdev *b, uint64_t len, uint64_t off, uint32_t flags) {
         struct delay_node *d = orion_bdev_priv(b);
 
-        delay_op(d, ORION_OP_WRITE_ZEROES);
+        delay_op(d, ORION_OP_WRITE_ZEROES, 0);
         return orion_bdev_write_zeroes(d->child, len, off, flags);
 }
 
@@ -113,6 +141,7 @@ static struct json_object *delays_to_json(struct delay_node *d) {
         for (int op = 0; op < _ORION_OP_MAX; op++)
                 json_object_object_add(o, g_keys[op], json_object_new_uint64(atomic_load(&d->ns[op]) / 1000));
         json_object_object_add(o, "unit", json_object_new_string("us"));
+        json_object_object_add(o, "rate", json_object_new_uint64(d->rate));
         return o;
 }
 
@@ -175,9 +204,13 @@ static int delay_open(struct orion_bdev *b, const struct orion_params *p, struct
                                                g_keys[op], v);
                 atomic_store(&d->ns[op], ns);
         }
+        d->rate = orion_param_size(p, "rate");
+        pthread_mutex_init(&d->busy_lock, NULL);
         r = orion_bdev_set_geometry(b, orion_bdev_geometry(d->child));
-        if (r < 0)
+        if (r < 0) {
+                pthread_mutex_destroy(&d->busy_lock);
                 return orion_error_set(err, -r, "delay: cannot take the geometry of '%s'", orion_bdev_name(d->child));
+        }
         orion_bdev_set_caps(b, orion_bdev_caps(d->child));
         return 0;
 }
@@ -191,8 +224,16 @@ static const struct orion_param delay_params[] = {
         { .name = "discard-delay", .type = ORION_PARAM_STRING, .def = "0", .help = "Latency added to each discard." },
         { .name = "zeroes-delay", .type = ORION_PARAM_STRING, .def = "0",
           .help = "Latency added to each write-zeroes." },
+        { .name = "rate", .type = ORION_PARAM_SIZE, .def = "0",
+          .help = "Bytes per second that reads and writes share, one transfer after another (0 = unlimited)." },
         {},
 };
+
+static void delay_close(struct orion_bdev *b) {
+        struct delay_node *d = orion_bdev_priv(b);
+
+        pthread_mutex_destroy(&d->busy_lock);
+}
 
 static const struct orion_bdev_ops delay_ops = {
         .pread = delay_pread,
@@ -204,6 +245,7 @@ static const struct orion_bdev_ops delay_ops = {
         .stats = delay_stats,
         .ctl = delay_ctl,
         .status = delay_status,
+        .close = delay_close,
 };
 
 ORION_PLUGIN(.name = "delay", .description = "Adds latency per operation type (slow devices in tests)",

@@ -4,6 +4,7 @@
  * the management verbs in encrypt-ctl.c; the on-disk format in luks2-*.c. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -19,6 +20,8 @@
  * (writes) its child I/O, so the cipher works on data still in the CPU cache: about 15%
  * faster than whole 1 MiB requests over a memory node. */
 #define PIECE (256u << 10)
+/* At most this many shares of one request run concurrently. */
+#define SPLIT_MAX 8
 
 /* ---- The child as metadata device ---------------------------------------------------------- */
 static int child_read(void *ctx, void *buf, size_t len, uint64_t off) {
@@ -174,17 +177,15 @@ static uint64_t iv_of(const struct encrypt *e, uint64_t off) {
 }
 
 /* ---- Data path ------------------------------------------------------------------------------ */
-static int encrypt_pread(struct orion_bdev *b, void *buf, uint64_t len, uint64_t off, uint32_t flags) {
-        struct encrypt *e = orion_bdev_priv(b);
-        struct crypt_ctx *c;
+static int read_decrypted(struct encrypt *e, uint8_t *buf, uint64_t len, uint64_t off, uint32_t flags) {
+        struct crypt_ctx *c = ctx_get(e);
         int r = 0;
 
-        c = ctx_get(e);
         if (!c)
                 return -ENOMEM;
         for (uint64_t done = 0; done < len && r >= 0; done += PIECE) {
                 uint64_t n = MIN(len - done, (uint64_t) PIECE);
-                uint8_t *p = (uint8_t *) buf + done;
+                uint8_t *p = buf + done;
                 r = orion_bdev_pread(e->child, p, n, e->data_offset + off + done, flags);
                 if (r >= 0)
                         r = crypt_sectors(c->hd, false, p, p, n, e->sector_size, iv_of(e, off + done),
@@ -197,7 +198,8 @@ static int encrypt_pread(struct orion_bdev *b, void *buf, uint64_t len, uint64_t
         return 0;
 }
 
-/* Encrypt from src (NULL: zeros) and write, in pieces that fit the bounce buffer. */
+/* Encrypt from src (NULL: zeros) into the handle's bounce buffer and write, piece by piece:
+ * the caller's buffer is never modified, and is read once (no copy before encrypting). */
 static int write_encrypted(struct encrypt *e, const uint8_t *src, uint64_t len, uint64_t off, uint32_t flags) {
         struct crypt_ctx *c = ctx_get(e);
         size_t piece = (size_t) MIN(len, (uint64_t) PIECE);
@@ -224,8 +226,76 @@ static int write_encrypted(struct encrypt *e, const uint8_t *src, uint64_t len, 
         return r < 0 ? r : 0;
 }
 
+/* One share of a request split across the worker pool. */
+struct share {
+        struct encrypt *e;
+        bool write;
+        const uint8_t *src; /* write: NULL for zeroes */
+        uint8_t *dst;       /* read */
+        uint64_t len, off;
+        uint32_t flags;
+        int r;
+};
+
+static void share_run(void *arg) {
+        struct share *s = arg;
+        s->r = s->write ? write_encrypted(s->e, s->src, s->len, s->off, s->flags)
+                        : read_decrypted(s->e, s->dst, s->len, s->off, s->flags);
+}
+
+static int crypt_split(struct encrypt *e, bool write, const uint8_t *src, uint8_t *dst, uint64_t len,
+                       uint64_t off, uint32_t flags, uint64_t ways) {
+        struct share sh[SPLIT_MAX];
+        void *args[SPLIT_MAX];
+        uint64_t step, done = 0;
+        size_t n = 0;
+
+        step = ALIGN_UP((len + ways - 1) / ways, (uint64_t) e->sector_size);
+        for (; done < len; done += step, n++) {
+                sh[n] = (struct share) { .e = e, .write = write, .len = MIN(step, len - done), .off = off + done,
+                                         .flags = flags };
+                if (write)
+                        sh[n].src = src ? src + done : NULL;
+                else
+                        sh[n].dst = dst + done;
+                args[n] = &sh[n];
+        }
+        orion_parallel(share_run, args, n);
+        for (size_t i = 0; i < n; i++)
+                if (sh[i].r < 0)
+                        return sh[i].r;
+        return 0;
+}
+
+/* A request of two pieces or more, while it is the only one in the node, is cut into one
+ * share per usable CPU run concurrently (each share borrows its own cipher handle), so a
+ * lone large request does not wait for one core. With other requests in flight the CPUs
+ * are busy with them already, and a hand-over would only cost CPU time (about 10% per byte
+ * measured); small requests stay on the calling thread for the same reason. */
+static int crypt_request(struct encrypt *e, bool write, const uint8_t *src, uint8_t *dst, uint64_t len,
+                         uint64_t off, uint32_t flags) {
+        uint64_t ways = MIN((uint64_t) e->split_ways, len / PIECE);
+        unsigned others = (unsigned) atomic_fetch_add(&e->inflight, 1);
+        int r;
+
+        if (ways >= 2 && others == 0) {
+                atomic_fetch_add(&e->requests_split, 1);
+                r = crypt_split(e, write, src, dst, len, off, flags, ways);
+        }
+        else if (write)
+                r = write_encrypted(e, src, len, off, flags);
+        else
+                r = read_decrypted(e, dst, len, off, flags);
+        atomic_fetch_sub(&e->inflight, 1);
+        return r;
+}
+
+static int encrypt_pread(struct orion_bdev *b, void *buf, uint64_t len, uint64_t off, uint32_t flags) {
+        return crypt_request(orion_bdev_priv(b), false, NULL, buf, len, off, flags);
+}
+
 static int encrypt_pwrite(struct orion_bdev *b, const void *buf, uint64_t len, uint64_t off, uint32_t flags) {
-        return write_encrypted(orion_bdev_priv(b), buf, len, off, flags);
+        return crypt_request(orion_bdev_priv(b), true, buf, NULL, len, off, flags);
 }
 
 /* Zeroes must read back as zeroes through the cipher, so they are written encrypted; the
@@ -233,7 +303,7 @@ static int encrypt_pwrite(struct orion_bdev *b, const void *buf, uint64_t len, u
 static int encrypt_write_zeroes(struct orion_bdev *b, uint64_t len, uint64_t off, uint32_t flags) {
         if (flags & ORION_FAST_ZERO)
                 return -ENOTSUP;
-        return write_encrypted(orion_bdev_priv(b), NULL, len, off, flags & ORION_FUA);
+        return crypt_request(orion_bdev_priv(b), true, NULL, NULL, len, off, flags & ORION_FUA);
 }
 
 static int encrypt_flush(struct orion_bdev *b, uint32_t flags) {
@@ -254,6 +324,7 @@ static void encrypt_stats(struct orion_bdev *b, struct json_object *sink) {
         struct encrypt *e = orion_bdev_priv(b);
         orion_stats_put(sink, "bytes-encrypted", atomic_load(&e->bytes_encrypted));
         orion_stats_put(sink, "bytes-decrypted", atomic_load(&e->bytes_decrypted));
+        orion_stats_put(sink, "requests-split", atomic_load(&e->requests_split));
 }
 
 static const char *copy_state(enum luks2_copy_state s) {
@@ -347,6 +418,17 @@ static int setup_geometry(struct orion_bdev *b, struct encrypt *e, struct orion_
         return 0;
 }
 
+/* CPUs this process may run on (taskset, cgroup cpusets), at most SPLIT_MAX. */
+static unsigned usable_cpus(void) {
+        cpu_set_t set;
+        int n;
+
+        if (sched_getaffinity(0, sizeof(set), &set) < 0)
+                return 1;
+        n = CPU_COUNT(&set);
+        return n < 1 ? 1 : MIN((unsigned) n, (unsigned) SPLIT_MAX);
+}
+
 static int encrypt_open(struct orion_bdev *b, const struct orion_params *p, struct orion_error *err) {
         struct encrypt *e = orion_bdev_priv(b);
         uint8_t *pass = NULL;
@@ -356,6 +438,7 @@ static int encrypt_open(struct orion_bdev *b, const struct orion_params *p, stru
         e->self = b;
         e->child = orion_param_node(p, "child");
         e->allow_discards = orion_param_bool(p, "allow-discards");
+        e->split_ways = usable_cpus();
         pthread_mutex_init(&e->pool_lock, NULL);
         pthread_mutex_init(&e->meta_lock, NULL);
         if (crypt_init() < 0) {

@@ -32,9 +32,12 @@ struct encrypt {
         uint64_t iv_tweak;
         uint32_t sector_size;
         bool allow_discards;
+        unsigned split_ways;              /* shares a large request is cut into (usable CPUs) */
+        atomic_uint inflight;             /* requests running in the node */
         pthread_mutex_t pool_lock;
         struct crypt_ctx *free_ctx;
         atomic_uint_fast64_t bytes_encrypted, bytes_decrypted;
+        atomic_uint_fast64_t requests_split;  /* requests cut into shares run on several CPUs */
 };
 
 /* The child as a luks2_io. */

@@ -119,6 +119,8 @@ void raid_stats(struct orion_bdev *b, struct json_object *sink) {
         orion_stats_put(sink, "full-stripe-writes", atomic_load(&r->full_stripe_writes));
         orion_stats_put(sink, "rmw-writes", atomic_load(&r->rmw_writes));
         orion_stats_put(sink, "rcw-writes", atomic_load(&r->rcw_writes));
+        orion_stats_put(sink, "inline-batches", atomic_load(&r->inline_batches));
+        orion_stats_put(sink, "parallel-batches", atomic_load(&r->parallel_batches));
 }
 
 /* ---- Verbs ----------------------------------------------------------------------------------- */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <json-c/json.h>
@@ -29,8 +30,130 @@ void raid_req(struct orion_req *q, struct raid *r, struct orion_bdev *dev, enum 
         };
 }
 
-int raid_submit(struct orion_req *reqs, size_t n) {
-        return n ? orion_submit(reqs, n) : 0;
+/* Member requests run one after the other on the calling thread while the members are pure
+ * CPU work (memory, layers computing in place): handing a 64K memcpy to a pool thread costs
+ * more than doing it, and the export already keeps every core busy with its own threads.
+ * Members that wait (disks, networks, delays) get the batch in parallel. Which kind they are
+ * is measured: an inline batch during which the thread went to sleep (voluntary context
+ * switches) for more than RAID_WAIT_NS beyond its CPU time makes the array parallel; being
+ * preempted on a busy machine does not count. A parallel array times one request inline once
+ * every RAID_PROBE_NS to find out whether that is still so. */
+#define RAID_WAIT_NS 50000ull
+#define RAID_PROBE_NS 1000000000ull
+
+struct usage {
+        uint64_t wall, cpu, sleeps;
+};
+
+static void usage_now(struct usage *u) {
+        struct rusage ru;
+
+        getrusage(RUSAGE_THREAD, &ru);
+        u->wall = mono_ns();
+        u->cpu = ((uint64_t) ru.ru_utime.tv_sec + (uint64_t) ru.ru_stime.tv_sec) * 1000000000ull +
+                 ((uint64_t) ru.ru_utime.tv_usec + (uint64_t) ru.ru_stime.tv_usec) * 1000ull;
+        u->sleeps = (uint64_t) ru.ru_nvcsw;
+}
+
+/* Run reqs[0..n) inline; returns whether they waited rather than computed. */
+static bool submit_inline(struct orion_req *reqs, size_t n) {
+        struct usage a, b;
+
+        usage_now(&a);
+        for (size_t i = 0; i < n; i++)
+                (void) orion_submit(&reqs[i], 1);
+        usage_now(&b);
+        return b.sleeps > a.sleeps && b.wall - a.wall > b.cpu - a.cpu + RAID_WAIT_NS;
+}
+
+void *raid_scratch_get(struct raid *r, size_t len, size_t *ret_cap) {
+        struct raid_scratch *s = &r->scratch;
+        void *p = NULL;
+        size_t cap = 0;
+
+        WITH_LOCK (&s->lock) {
+                /* the most recently returned fitting buffer: warm in cache, pages present */
+                for (unsigned i = s->n; i-- > 0;)
+                        if (s->cap[i] >= len) {
+                                p = s->buf[i];
+                                cap = s->cap[i];
+                                s->n--;
+                                s->buf[i] = s->buf[s->n];
+                                s->cap[i] = s->cap[s->n];
+                                break;
+                        }
+        }
+        if (!p) {
+                cap = ALIGN_UP(MAX(len, (size_t) 1), (size_t) 65536);
+                p = orion_alloc_aligned(cap);
+        }
+        *ret_cap = cap;
+        return p;
+}
+
+void raid_scratch_put(struct raid *r, void *buf, size_t cap) {
+        struct raid_scratch *s = &r->scratch;
+
+        if (!buf)
+                return;
+        if (cap <= RAID_SCRATCH_KEEP)
+                WITH_LOCK (&s->lock) {
+                        if (s->n < RAID_SCRATCH_SLOTS) {
+                                s->buf[s->n] = buf;
+                                s->cap[s->n++] = cap;
+                                buf = NULL;
+                        }
+                }
+        free(buf);
+}
+
+static int first_error(const struct orion_req *reqs, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (reqs[i].result < 0)
+                        return reqs[i].result;
+        return 0;
+}
+
+/* Flushes and FUA writes (superblocks, bitmap pages, FUA data) wait for the media wherever
+ * the data itself goes: always in parallel, and not taken as a measure of the members. */
+static bool durable_batch(const struct orion_req *reqs, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (reqs[i].op == ORION_OP_FLUSH || (reqs[i].flags & ORION_FUA))
+                        return true;
+        return false;
+}
+
+int raid_submit(struct raid *r, struct orion_req *reqs, size_t n) {
+        uint64_t now, due;
+
+        if (n <= 1)
+                return n ? orion_submit(reqs, 1) : 0;
+        if (durable_batch(reqs, n))
+                return orion_submit(reqs, n);
+        if (!atomic_load(&r->parallel)) {
+                atomic_fetch_add(&r->inline_batches, 1);
+                if (submit_inline(reqs, n)) {
+                        atomic_store(&r->probe_at, mono_ns() + RAID_PROBE_NS);
+                        atomic_store(&r->parallel, true);
+                }
+                return first_error(reqs, n);
+        }
+        now = mono_ns();
+        due = atomic_load(&r->probe_at);
+        if (now < due || !atomic_compare_exchange_strong(&r->probe_at, &due, now + RAID_PROBE_NS)) {
+                atomic_fetch_add(&r->parallel_batches, 1);
+                return orion_submit(reqs, n);
+        }
+        /* the probe: one request inline, the rest as the measure says */
+        if (submit_inline(reqs, 1)) {
+                atomic_fetch_add(&r->parallel_batches, 1);
+                (void) orion_submit(reqs + 1, n - 1);
+        } else {
+                atomic_store(&r->parallel, false);
+                atomic_fetch_add(&r->inline_batches, 1);
+                (void) submit_inline(reqs + 1, n - 1);
+        }
+        return first_error(reqs, n);
 }
 
 pthread_mutex_t *raid_stripe_lock(struct raid *r, uint64_t key) {
@@ -241,7 +364,7 @@ int raid_sb_update(struct raid *r, bool clean) {
                                           .len = RAID_SB_SIZE,
                                           .off = 0};
         }
-        ret = raid_submit(q, n);
+        ret = raid_submit(r, q, n);
         for (size_t i = 0; i < n; i++)
                 if (q[i].result < 0)
                         orion_log_ratelimited(ORION_LOG_ERR,
@@ -269,7 +392,7 @@ static int bitmap_write_cb(void *opaque, const uint8_t *buf, uint64_t off, uint6
                                           .buf = (void *) buf,
                                           .len = len,
                                           .off = r->sb.bitmap_offset + off};
-        (void) raid_submit(q, n);
+        (void) raid_submit(r, q, n);
         for (size_t i = 0; i < n; i++)
                 ok += q[i].result == 0;
         /* A member that cannot take its bitmap fails on its next data write; enough if one has it. */
@@ -563,7 +686,7 @@ int raid_flush_members(struct raid *r) {
         }
         for (size_t i = 0; i < n; i++)
                 q[i] = (struct orion_req){.bdev = devs[i], .op = ORION_OP_FLUSH};
-        (void) raid_submit(q, n);
+        (void) raid_submit(r, q, n);
         for (size_t i = 0; i < n; i++)
                 if (q[i].result < 0)
                         raid_member_failed(r, q[i].bdev, q[i].result);
@@ -584,6 +707,9 @@ static int raid_flush(struct orion_bdev *b, uint32_t flags) {
 }
 
 static void raid_free(struct raid *r) {
+        for (unsigned i = 0; i < r->scratch.n; i++)
+                free(r->scratch.buf[i]);
+        pthread_mutex_destroy(&r->scratch.lock);
         bitmap_done(&r->bm);
         pthread_rwlock_destroy(&r->cfg);
         pthread_mutex_destroy(&r->lock);
@@ -617,6 +743,7 @@ static void raid_init_locks(struct raid *r) {
         pthread_rwlockattr_destroy(&a);
         pthread_mutex_init(&r->lock, NULL);
         pthread_mutex_init(&r->sb_lock, NULL);
+        pthread_mutex_init(&r->scratch.lock, NULL);
         pthread_cond_init(&r->cond, NULL);
         for (unsigned i = 0; i < RAID_STRIPE_LOCKS; i++)
                 pthread_mutex_init(&r->stripe[i], NULL);
@@ -693,6 +820,7 @@ fail_locks:
         pthread_rwlock_destroy(&r->cfg);
         pthread_mutex_destroy(&r->lock);
         pthread_mutex_destroy(&r->sb_lock);
+        pthread_mutex_destroy(&r->scratch.lock);
         pthread_cond_destroy(&r->cond);
         for (unsigned i = 0; i < RAID_STRIPE_LOCKS; i++)
                 pthread_mutex_destroy(&r->stripe[i]);

@@ -60,6 +60,17 @@ struct raid_job {
         uint64_t delay_ns;        /* OUT: throttle */
 };
 
+/* Scratch buffers (parity, partial rows) reused between requests, so that a stream of writes
+ * neither allocates nor faults pages in. */
+#define RAID_SCRATCH_SLOTS 8
+#define RAID_SCRATCH_KEEP (8u << 20) /* bigger buffers are freed after use */
+struct raid_scratch {
+        pthread_mutex_t lock;
+        unsigned n;
+        void *buf[RAID_SCRATCH_SLOTS];
+        size_t cap[RAID_SCRATCH_SLOTS];
+};
+
 struct raid {
         struct orion_bdev *bdev;
         const struct raid_level *ops;
@@ -81,8 +92,11 @@ struct raid {
         pthread_mutex_t sb_lock; /* serialises superblock writes */
         pthread_mutex_t stripe[RAID_STRIPE_LOCKS];
         struct raid_bitmap bm;
+        struct raid_scratch scratch;
         bool resync_needed; /* unclean shutdown: bitmap regions to resync */
         atomic_uint rr;     /* round robin for mirror reads */
+        atomic_bool parallel;         /* members wait: submit batches in parallel (see raid_submit) */
+        atomic_uint_fast64_t probe_at; /* when a parallel array next measures an inline batch */
 
         /* sync thread */
         pthread_t thread;
@@ -95,7 +109,8 @@ struct raid {
 
         /* statistics */
         atomic_uint_fast64_t mismatches, rebuilt_bytes, resynced_bytes, read_errors, write_errors,
-                degraded_reads, io_errors, full_stripe_writes, rmw_writes, rcw_writes, scrubbed_bytes;
+                degraded_reads, io_errors, full_stripe_writes, rmw_writes, rcw_writes, scrubbed_bytes,
+                inline_batches, parallel_batches;
 };
 
 /* ---- raid.c: member state (call with cfg held for reading or writing) ---- */
@@ -116,10 +131,17 @@ pthread_mutex_t *raid_stripe_lock(struct raid *r, uint64_t key);
 void raid_lock_range(struct raid *r, uint64_t first, uint64_t last);
 void raid_unlock_range(struct raid *r, uint64_t first, uint64_t last);
 
-/* Member I/O: offsets are within the member data area. */
-int raid_submit(struct orion_req *reqs, size_t n);
+/* Member I/O: offsets are within the member data area. Runs the batch and sets every result;
+ * returns 0 or the first error. Inline on this thread while members are pure CPU work,
+ * in parallel (orion_submit) once they are seen to wait. */
+int raid_submit(struct raid *r, struct orion_req *reqs, size_t n);
 void raid_req(struct orion_req *q, struct raid *r, struct orion_bdev *dev, enum orion_op op, void *buf,
               uint64_t len, uint64_t moff, uint32_t flags);
+
+/* A 4096-aligned buffer of at least len bytes (contents undefined) and its capacity; give it
+ * back with raid_scratch_put. NULL on failure. */
+void *raid_scratch_get(struct raid *r, size_t len, size_t *ret_cap);
+void raid_scratch_put(struct raid *r, void *buf, size_t cap);
 
 /* ---- rebuild.c: the sync thread ---- */
 int sync_thread_start(struct raid *r);

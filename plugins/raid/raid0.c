@@ -14,7 +14,9 @@ static uint64_t raid0_size(const struct raid *r) {
 static int raid0_rw(struct raid *r, enum orion_op op, void *buf, uint64_t len, uint64_t off,
                     uint32_t flags) {
         size_t max = len / r->chunk + 2, nq = 0;
-        struct orion_req *q = calloc(max, sizeof(*q));
+        struct orion_req stack_q[64];
+        _cleanup_free_ struct orion_req *heap_q = max > ELEMENTSOF(stack_q) ? calloc(max, sizeof(*heap_q)) : NULL;
+        struct orion_req *q = max > ELEMENTSOF(stack_q) ? heap_q : stack_q;
         uint64_t pos = 0;
         int ret;
 
@@ -25,18 +27,15 @@ static int raid0_rw(struct raid *r, enum orion_op op, void *buf, uint64_t len, u
                 unsigned m;
 
                 layout_raid0(r->n, a / r->chunk, &m, &row);
-                if (!r->m[m].dev || r->m[m].state != RAID_DEV_ACTIVE) {
-                        free(q);
+                if (!r->m[m].dev || r->m[m].state != RAID_DEV_ACTIVE)
                         return -EIO;
-                }
                 raid_req(&q[nq++], r, r->m[m].dev, op, (uint8_t *) buf + pos, l, row * r->chunk + in, flags);
                 pos += l;
         }
-        ret = raid_submit(q, nq);
+        ret = raid_submit(r, q, nq);
         for (size_t i = 0; i < nq; i++)
                 if (q[i].result < 0)
                         atomic_fetch_add(op == ORION_OP_READ ? &r->read_errors : &r->write_errors, 1);
-        free(q);
         return ret;
 }
 

@@ -39,7 +39,7 @@ int mirror_read(struct raid *r, const unsigned *roles, const uint64_t *moffs, un
 
                 tried[c] = true;
                 raid_req(&q, r, r->m[roles[c]].dev, ORION_OP_READ, buf, len, moffs[c], 0);
-                if (raid_submit(&q, 1) == 0)
+                if (raid_submit(r, &q, 1) == 0)
                         return 0;
                 raid_member_failed(r, q.bdev, q.result);
                 atomic_fetch_add(&r->degraded_reads, 1);
@@ -90,7 +90,7 @@ static int mirror_rebuild(struct raid *r, const unsigned *roles, const uint64_t 
                 return ret;
         for (size_t i = 0; i < nq; i++)
                 q[i].buf = buf;
-        (void) raid_submit(q, nq);
+        (void) raid_submit(r, q, nq);
         for (size_t i = 0; i < nq; i++)
                 if (q[i].result < 0)
                         raid_member_failed(r, q[i].bdev, q[i].result);
@@ -121,7 +121,7 @@ int mirror_sync(struct raid *r, const unsigned *roles, const uint64_t *moffs, un
                         raid_req(&q[nq++], r, r->m[roles[i]].dev, ORION_OP_READ, bufs[i], len, moffs[i], 0);
                 }
         }
-        (void) raid_submit(q, nq);
+        (void) raid_submit(r, q, nq);
         for (size_t j = 0; j < nq; j++) {
                 if (q[j].result == 0) {
                         have[qi[j]] = true;
@@ -149,7 +149,7 @@ int mirror_sync(struct raid *r, const unsigned *roles, const uint64_t *moffs, un
                 for (unsigned j = 0; j < nt; j++)
                         raid_req(&q[nq++], r, t[j], ORION_OP_WRITE, bufs[ref], len, moffs[i], 0);
         }
-        (void) raid_submit(q, nq);
+        (void) raid_submit(r, q, nq);
         for (size_t i = 0; i < nq; i++)
                 if (q[i].result < 0)
                         raid_member_failed(r, q[i].bdev, q[i].result);
@@ -193,7 +193,7 @@ static int raid1_read(struct raid *r, void *buf, uint64_t len, uint64_t off) {
                 raid_req(&q[nq++], r, r->m[c].dev, ORION_OP_READ, (uint8_t *) buf + pos, l, a, 0);
                 pos += l;
         }
-        if (raid_submit(q, nq) == 0)
+        if (raid_submit(r, q, nq) == 0)
                 return 0;
         for (size_t i = 0; i < nq; i++) {
                 int ret;
@@ -234,7 +234,7 @@ static int raid1_write(struct raid *r, const void *buf, uint64_t len, uint64_t o
                 for (unsigned j = 0; j < nt; j++)
                         raid_req(&q[nq++], r, t[j], ORION_OP_WRITE, (void *) buf, len, off, flags);
         }
-        (void) raid_submit(q, nq);
+        (void) raid_submit(r, q, nq);
         for (size_t i = 0; i < nq; i++)
                 if (q[i].result < 0)
                         raid_member_failed(r, q[i].bdev, q[i].result);

@@ -44,7 +44,7 @@ static int raid10_read(struct raid *r, void *buf, uint64_t len, uint64_t off) {
                          0);
                 pos += l;
         }
-        if (raid_submit(q, nq) == 0)
+        if (raid_submit(r, q, nq) == 0)
                 return 0;
         for (size_t i = 0; i < nq; i++) {
                 uint64_t moffs[2];
@@ -90,7 +90,7 @@ static int raid10_write(struct raid *r, const void *buf, uint64_t len, uint64_t 
                 }
                 pos += l;
         }
-        (void) raid_submit(q, nq);
+        (void) raid_submit(r, q, nq);
         for (size_t i = 0; i < nq; i++)
                 if (q[i].result < 0)
                         raid_member_failed(r, q[i].bdev, q[i].result);

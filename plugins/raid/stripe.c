@@ -43,7 +43,6 @@ struct row {
         uint32_t lo, hi;    /* column range within the chunk */
         uint64_t a, e;      /* bytes [a, e) of the row's data being written */
         const uint8_t *src; /* data for byte a */
-        uint8_t *mem;       /* buffers below */
         uint8_t *old[MAXR]; /* role content over [lo, hi) as read or reconstructed */
         uint8_t *neu[MAXR]; /* new content over [lo, hi): data from src or merged, parity */
         bool readable[MAXR], need[MAXR];
@@ -137,19 +136,30 @@ static int row_plan(struct raid *r, struct row *w) {
         return 0;
 }
 
-static int row_alloc(struct raid *r, struct row *w) {
-        unsigned n = r->n;
-        uint64_t width = w->hi - w->lo;
+/* Buffer bytes a planned row needs: a full stripe only its parity, others the old and new
+ * content of every role over [lo, hi). */
+static size_t row_bytes(const struct raid *r, const struct row *w) {
+        size_t width = w->hi - w->lo;
 
-        free(w->mem);
-        w->mem = orion_alloc_aligned(2 * n * width);
-        if (!w->mem)
-                return -ENOMEM;
-        for (unsigned i = 0; i < n; i++) {
-                w->old[i] = w->mem + i * width;
-                w->neu[i] = w->mem + (n + i) * width;
-        }
-        return 0;
+        return w->kind == ROW_FULL ? np_of(r) * width : 2 * r->n * width;
+}
+
+/* Carve the row's buffers out of mem; returns the bytes used. */
+static size_t row_carve(struct raid *r, struct row *w, uint8_t *mem) {
+        unsigned n = r->n, k = n - np_of(r);
+        size_t width = w->hi - w->lo;
+
+        memset(w->old, 0, sizeof(w->old));
+        memset(w->neu, 0, sizeof(w->neu));
+        if (w->kind == ROW_FULL) {
+                for (unsigned i = k; i < n; i++)
+                        w->neu[i] = mem + (i - k) * width;
+        } else
+                for (unsigned i = 0; i < n; i++) {
+                        w->old[i] = mem + i * width;
+                        w->neu[i] = mem + (n + i) * width;
+                }
+        return row_bytes(r, w);
 }
 
 /* Build new content of every role over [lo, hi) once the needed reads are in. */
@@ -206,15 +216,19 @@ static int row_compute(struct raid *r, struct row *w) {
 struct reqv {
         struct orion_req *q;
         size_t n, cap;
+        bool on_stack; /* q is the caller's array: copy it when growing */
 };
 
 static struct orion_req *reqv_add(struct reqv *v) {
         if (v->n == v->cap) {
                 size_t cap = v->cap ? 2 * v->cap : 64;
-                struct orion_req *q = realloc(v->q, cap * sizeof(*q));
+                struct orion_req *q = v->on_stack ? malloc(cap * sizeof(*q)) : realloc(v->q, cap * sizeof(*q));
 
                 if (!q)
                         return NULL;
+                if (v->on_stack)
+                        memcpy(q, v->q, v->n * sizeof(*q));
+                v->on_stack = false;
                 v->q = q;
                 v->cap = cap;
         }
@@ -242,7 +256,7 @@ static int rows_read(struct raid *r, struct row *rows, size_t nrows, struct reqv
                                  w->hi - w->lo, w->row * r->chunk + w->lo, 0);
                 }
         }
-        if (raid_submit(v->q, v->n) == 0)
+        if (raid_submit(r, v->q, v->n) == 0)
                 return 0;
         for (size_t i = 0; i < v->n; i++)
                 if (v->q[i].result < 0) {
@@ -282,20 +296,60 @@ static int rows_write(struct raid *r, struct row *rows, size_t nrows, struct req
                         }
                 }
         }
-        (void) raid_submit(v->q, v->n);
+        (void) raid_submit(r, v->q, v->n);
         for (size_t i = 0; i < v->n; i++)
                 if (v->q[i].result < 0)
                         raid_member_failed(r, v->q[i].bdev, v->q[i].result);
         return raid_failed(r) ? -EIO : 0;
 }
 
+static void count_row(struct raid *r, const struct row *w) {
+        if (w->kind == ROW_FULL)
+                atomic_fetch_add(&r->full_stripe_writes, 1);
+        else if (w->kind == ROW_RMW)
+                atomic_fetch_add(&r->rmw_writes, 1);
+        else
+                atomic_fetch_add(&r->rcw_writes, 1);
+}
+
+/* Plan every row and give each its buffers from one scratch allocation (*mem, *cap). */
+static int rows_prepare(struct raid *r, struct row *rows, size_t nrows, uint8_t **mem, size_t *cap) {
+        size_t need = 0, used = 0;
+        int ret;
+
+        for (size_t j = 0; j < nrows; j++) {
+                ret = row_plan(r, &rows[j]);
+                if (ret < 0)
+                        return ret;
+                need += row_bytes(r, &rows[j]);
+        }
+        if (need > *cap) {
+                raid_scratch_put(r, *mem, *cap);
+                *mem = raid_scratch_get(r, need, cap);
+                if (!*mem) {
+                        *cap = 0;
+                        return -ENOMEM;
+                }
+        }
+        for (size_t j = 0; j < nrows; j++)
+                used += row_carve(r, &rows[j], *mem + used);
+        return 0;
+}
+
+#define STACK_ROWS 8
+
 int stripe_write(struct raid *r, const void *buf, uint64_t len, uint64_t off, uint32_t flags) {
         unsigned k = r->n - np_of(r);
         uint64_t rowbytes = (uint64_t) k * r->chunk;
         uint64_t first = off / rowbytes, last = (off + len - 1) / rowbytes;
-        size_t nrows = last - first + 1;
-        _cleanup_free_ struct row *rows = calloc(nrows, sizeof(*rows));
-        struct reqv v = {};
+        size_t nrows = last - first + 1, cap = 0;
+        struct row stack_rows[STACK_ROWS];
+        struct orion_req stack_q[STACK_ROWS * MAXR];
+        _cleanup_free_ struct row *heap_rows = nrows > STACK_ROWS ? calloc(nrows, sizeof(struct row)) : NULL;
+        struct row *rows = nrows > STACK_ROWS ? heap_rows : stack_rows;
+        struct reqv v = {.q = stack_q, .cap = ELEMENTSOF(stack_q), .on_stack = true};
+        uint8_t *mem = NULL;
+        bool per_row;
         int ret = 0;
 
         if (!rows)
@@ -304,7 +358,7 @@ int stripe_write(struct raid *r, const void *buf, uint64_t len, uint64_t off, ui
                 struct row *w = &rows[j];
                 uint64_t rs = (first + j) * rowbytes;
 
-                w->row = first + j;
+                *w = (struct row){.row = first + j};
                 w->a = MAX(off, rs) - rs;
                 w->e = MIN(off + len, rs + rowbytes) - rs;
                 w->src = (const uint8_t *) buf + (rs + w->a - off);
@@ -315,11 +369,7 @@ int stripe_write(struct raid *r, const void *buf, uint64_t len, uint64_t off, ui
                 goto unlock;
         /* A failed read marks its member faulty and changes the plan: start over. */
         for (unsigned attempt = 0;; attempt++) {
-                for (size_t j = 0; j < nrows && ret >= 0; j++) {
-                        ret = row_plan(r, &rows[j]);
-                        if (ret >= 0)
-                                ret = row_alloc(r, &rows[j]);
-                }
+                ret = rows_prepare(r, rows, nrows, &mem, &cap);
                 if (ret < 0)
                         break;
                 ret = rows_read(r, rows, nrows, &v);
@@ -329,23 +379,23 @@ int stripe_write(struct raid *r, const void *buf, uint64_t len, uint64_t off, ui
         }
         if (ret > 0)
                 ret = -EIO;
-        for (size_t j = 0; j < nrows && ret >= 0; j++) {
+        /* Members that compute (inline batches): write each row right after its parity, while
+         * its data is still in cache. Members that wait: one parallel batch for all rows. */
+        per_row = !atomic_load(&r->parallel);
+        for (size_t j = 0, done = 0; j < nrows && ret >= 0; j++) {
                 ret = row_compute(r, &rows[j]);
-                if (rows[j].kind == ROW_FULL)
-                        atomic_fetch_add(&r->full_stripe_writes, 1);
-                else if (rows[j].kind == ROW_RMW)
-                        atomic_fetch_add(&r->rmw_writes, 1);
-                else
-                        atomic_fetch_add(&r->rcw_writes, 1);
+                count_row(r, &rows[j]);
+                if (ret >= 0 && (per_row || j == nrows - 1)) {
+                        ret = rows_write(r, rows + done, j + 1 - done, &v, flags);
+                        done = j + 1;
+                }
         }
-        if (ret >= 0)
-                ret = rows_write(r, rows, nrows, &v, flags);
         bitmap_end_write(&r->bm, first * r->chunk, nrows * r->chunk);
 unlock:
         raid_unlock_range(r, first, last);
-        for (size_t j = 0; j < nrows; j++)
-                free(rows[j].mem);
-        free(v.q);
+        raid_scratch_put(r, mem, cap);
+        if (!v.on_stack)
+                free(v.q);
         return ret;
 }
 
@@ -374,7 +424,7 @@ static int reconstruct(struct raid *r, uint64_t row, unsigned role, uint64_t s, 
                 }
                 if (nlost > np)
                         return -EIO;
-                if (raid_submit(q, nq) < 0) {
+                if (raid_submit(r, q, nq) < 0) {
                         for (size_t i = 0; i < nq; i++)
                                 if (q[i].result < 0)
                                         raid_member_failed(r, q[i].bdev, q[i].result);
@@ -392,15 +442,24 @@ static int reconstruct(struct raid *r, uint64_t row, unsigned role, uint64_t s, 
         return -EIO;
 }
 
+#define STACK_REQS 64
+
 int stripe_read(struct raid *r, void *buf, uint64_t len, uint64_t off) {
         unsigned np = np_of(r), k = r->n - np;
         uint64_t pos = 0;
-        size_t max = len / r->chunk + 2, nq = 0;
-        _cleanup_free_ struct orion_req *q = calloc(max, sizeof(*q));
-        _cleanup_free_ bool *deg = calloc(max, sizeof(*deg));
+        size_t max = len / r->chunk + 2, nq = 0, nd = 0;
+        struct orion_req stack_q[2 * STACK_REQS], *q = stack_q, *d;
+        bool stack_deg[STACK_REQS], *deg = stack_deg;
+        _cleanup_free_ struct orion_req *heap_q = NULL;
+        _cleanup_free_ bool *heap_deg = NULL;
 
-        if (!q || !deg)
-                return -ENOMEM;
+        if (max > STACK_REQS) {
+                q = heap_q = calloc(2 * max, sizeof(*q));
+                deg = heap_deg = calloc(max, sizeof(*deg));
+                if (!q || !deg)
+                        return -ENOMEM;
+        }
+        d = q + max; /* the direct reads, submitted together */
         while (pos < len) {
                 uint64_t a = off + pos, c = a / r->chunk, in = a % r->chunk,
                          l = MIN(r->chunk - in, len - pos);
@@ -409,31 +468,21 @@ int stripe_read(struct raid *r, void *buf, uint64_t len, uint64_t off) {
 
                 raid_req(&q[nq], r, r->m[m].dev, ORION_OP_READ, (uint8_t *) buf + pos, l,
                          row * r->chunk + in, 0);
-                if (!raid_member_readable(r, m, row * r->chunk)) {
-                        deg[nq] = true;
+                deg[nq] = !raid_member_readable(r, m, row * r->chunk);
+                if (deg[nq])
                         q[nq].result = -EIO;
-                }
+                else
+                        d[nd++] = q[nq];
                 nq++;
                 pos += l;
         }
-        {
-                /* submit only the direct reads, in place */
-                _cleanup_free_ struct orion_req *d = calloc(nq, sizeof(*d));
-                size_t nd = 0;
-
-                if (!d)
-                        return -ENOMEM;
-                for (size_t i = 0; i < nq; i++)
-                        if (!deg[i])
-                                d[nd++] = q[i];
-                (void) raid_submit(d, nd);
-                for (size_t i = 0, j = 0; i < nq; i++)
-                        if (!deg[i]) {
-                                q[i].result = d[j++].result;
-                                if (q[i].result < 0)
-                                        raid_member_failed(r, q[i].bdev, q[i].result);
-                        }
-        }
+        (void) raid_submit(r, d, nd);
+        for (size_t i = 0, j = 0; i < nq; i++)
+                if (!deg[i]) {
+                        q[i].result = d[j++].result;
+                        if (q[i].result < 0)
+                                raid_member_failed(r, q[i].bdev, q[i].result);
+                }
         for (size_t i = 0; i < nq; i++) {
                 uint64_t a, c, row, in;
                 int ret;
@@ -533,7 +582,7 @@ int stripe_sync_row(struct raid *r, uint64_t row, enum sync_mode mode, uint64_t 
                         ret = -EIO;
                         goto out;
                 }
-                if (raid_submit(q, nq) < 0) {
+                if (raid_submit(r, q, nq) < 0) {
                         for (size_t i = 0; i < nq; i++)
                                 if (q[i].result < 0)
                                         raid_member_failed(r, q[i].bdev, q[i].result);
@@ -566,7 +615,7 @@ int stripe_sync_row(struct raid *r, uint64_t row, enum sync_mode mode, uint64_t 
                         for (unsigned x = 0; x < nt; x++)
                                 raid_req(&q[nq++], r, t[x], ORION_OP_WRITE, blk[i], C, moff, 0);
                 }
-                (void) raid_submit(q, nq);
+                (void) raid_submit(r, q, nq);
                 for (size_t i = 0; i < nq; i++)
                         if (q[i].result < 0)
                                 raid_member_failed(r, q[i].bdev, q[i].result);

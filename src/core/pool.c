@@ -175,11 +175,13 @@ int pool_run_batch(void (*fn)(void *), void **args, size_t n) {
         pthread_cond_init(&b.done, NULL);
 
         pthread_mutex_lock(&g_qlock);
+        /* One wake-up per queued job, not a broadcast: waking every idle worker for a batch of
+         * two cost tens of context switches per request. */
         for (size_t i = 1; i < n; i++) {
                 jobs[i] = (struct job){ .fn = fn, .arg = args[i], .batch = &b };
                 enqueue_locked(&jobs[i]);
+                pthread_cond_signal(&g_qcond);
         }
-        pthread_cond_broadcast(&g_qcond);
         pthread_mutex_unlock(&g_qlock);
 
         /* The first job runs here; then every job still queued is taken back and run here. */
@@ -206,4 +208,8 @@ int pool_run_batch(void (*fn)(void *), void **args, size_t n) {
         pthread_cond_destroy(&b.done);
         free(jobs);
         return 0;
+}
+
+void orion_parallel(void (*fn)(void *arg), void **args, size_t n) {
+        (void) pool_run_batch(fn, args, n);
 }

@@ -147,6 +147,21 @@ s.logout()
 seeds['tmf'] = s.out
 
 s = Stream()
+s.normal()
+ctl = b'\x0a\x0a\0\x10\x08\0\0\0\xff\xff\0\0'
+s.cmd(b'\x15\x10\0\0\x10\0', 16, write=True, data=b'\0\0\0\0' + ctl)
+s.cmd(b'\x2a\0\0\0\0\0\0\0\x01\0', 512, write=True, data=b'w' * 512)
+s.cmd(b'\x55\x10\0\0\0\0\0\0\x14\0', 20, write=True, data=b'\0' * 8 + ctl[:4] + b'\0' + ctl[5:])
+s.cmd(b'\x48\x01\0\0\0\0\0\0\x06\0', 6, write=True, data=b'\x82\0\0\x02\x0f\xf0')
+s.cmd(b'\x48\x02\0\0\0\0\0\0\0\0')
+s.cmd(b'\x48\x1f\0\0\0\0\0\0\0\0')
+s.cmd(b'\x03\0\0\0\x12\0', 18, read=True)
+s.cmd(b'\x37\0\x18\0\0\0\0\0\x20\0', 32, read=True)
+s.cmd(b'\xb7\x1d\0\0\0\0\0\0\0\x20\0\0', 32, read=True)
+s.logout()
+seeds['sanitize-swp'] = s.out
+
+s = Stream()
 s.login(['InitiatorName=iqn.2026-11.test:fuzz', 'SessionType=Discovery'])
 s.text(['SendTargets=All'])
 s.text(['SendTargets=' + IQN + 'disk', 'Bogus=1'])

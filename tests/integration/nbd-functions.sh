@@ -19,5 +19,23 @@ nbd-listen = 127.0.0.1:$NBD_PORT unix:$NBD_SOCK $*
 CONF
 }
 
+# nbd_file_volume SIZE: start oriond with one file node of SIZE ($tmp/disk.img) exported as
+# vol0 over NBD; sets $uri to its TCP URI.
+nbd_file_volume() {
+        nbd_config "$tmp/oriond.conf"
+        cat >>"$tmp/oriond.conf" <<CONF
+[node disk]
+type = file
+path = $tmp/disk.img
+size = $1
+
+[export vol0]
+node = disk
+protocols = nbd
+CONF
+        start_oriond "$tmp/oriond.conf"
+        uri=nbd://127.0.0.1:$NBD_PORT/vol0
+}
+
 # A byte-exact check of what nbdsh prints: expect_eq WHAT GOT WANT
 expect_eq() { [ "$2" = "$3" ] || die "$1: got '$2', want '$3'"; }

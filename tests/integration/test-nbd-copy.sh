@@ -6,20 +6,7 @@
 . "$(dirname "$0")/nbd-functions.sh"
 requires nbdcopy qemu-img
 
-conf=$tmp/oriond.conf
-nbd_config "$conf"
-cat >>"$conf" <<CONF
-[node disk]
-type = file
-path = $tmp/disk.img
-size = 24M
-
-[export vol0]
-node = disk
-protocols = nbd
-CONF
-start_oriond "$conf"
-uri=nbd://127.0.0.1:$NBD_PORT/vol0
+nbd_file_volume 24M
 
 head -c 24M /dev/urandom >"$tmp/src.img"
 # Leave a zero hole in the middle so sparse handling is exercised too.

@@ -6,20 +6,7 @@
 . "$(dirname "$0")/nbd-functions.sh"
 requires nbdsh
 
-conf=$tmp/oriond.conf
-nbd_config "$conf"
-cat >>"$conf" <<CONF
-[node disk]
-type = file
-path = $tmp/disk.img
-size = 64M
-
-[export vol0]
-node = disk
-protocols = nbd
-CONF
-start_oriond "$conf"
-uri=nbd://127.0.0.1:$NBD_PORT/vol0
+nbd_file_volume 64M
 
 # Writer: block i (4 KiB at i * 4 KiB) holds its sequence number; 16 writes in flight, then a
 # flush; after each successful flush it records (fsync'd) the highest sequence it covers.
@@ -56,7 +43,7 @@ wait "$writer" || true
 flushed=$(tail -n1 "$tmp/flushed")
 echo "writes acknowledged before a flush: $flushed"
 
-start_oriond "$conf"
+start_oriond "$tmp/oriond.conf"
 nbdsh -u "$uri" -c "
 import struct
 n = $flushed

@@ -7,19 +7,7 @@
 requires fio
 fio --enghelp=nbd >/dev/null 2>&1 || skip "fio has no nbd engine"
 
-conf=$tmp/oriond.conf
-nbd_config "$conf"
-cat >>"$conf" <<CONF
-[node disk]
-type = file
-path = $tmp/disk.img
-size = 16M
-
-[export vol0]
-node = disk
-protocols = nbd
-CONF
-start_oriond "$conf"
+nbd_file_volume 16M
 
 # Each job writes its own 8M region (offset_increment), so verification is exact.
 fio --name=verify --ioengine=nbd --uri="nbd://127.0.0.1:$NBD_PORT/vol0" --rw=randwrite --bs=4k \

@@ -91,8 +91,8 @@ START_TEST(test_format_open_io) {
         ck_assert_int_eq(orion_bdev_pread(mem, raw, sizeof(raw), (16u << 20) + (1u << 20), 0), 0);
         ck_assert(memcmp(raw, w, sizeof(w)) != 0);
         ck_assert(memmem(raw, sizeof(raw), w, 64) == NULL);
-        /* Requests larger than the layer's 256 KiB pieces: the IV of every piece follows on,
-         * whatever split the reader uses. */
+        /* Requests larger than the layer's 256 KiB pieces (and split across CPUs): the IV of
+         * every piece follows on, whatever split the reader uses. */
         {
                 size_t big = (3u << 19) + 8192;
                 uint8_t *bw = malloc(big), *br = malloc(big);
@@ -104,6 +104,12 @@ START_TEST(test_format_open_io) {
                 memset(br, 0, big);
                 ck_assert_int_eq(orion_bdev_pread(vol, br, big, 2u << 20, 0), 0);
                 ck_assert_mem_eq(bw, br, big);
+                /* Large requests are cut into one share per CPU, run concurrently: zeroes too. */
+                ck_assert_int_eq(orion_bdev_write_zeroes(vol, big - 4096, (2u << 20) + 4096, 0), 0);
+                for (size_t o = 0; o < big; o += 4096)
+                        ck_assert_int_eq(orion_bdev_pread(vol, br + o, 4096, (2u << 20) + o, 0), 0);
+                ck_assert_mem_eq(bw, br, 4096);
+                ck_assert(t_is_zero(br + 4096, big - 4096));
                 free(bw);
                 free(br);
         }

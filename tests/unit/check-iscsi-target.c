@@ -330,6 +330,76 @@ START_TEST(scsi_unmap_caw) {
 }
 END_TEST
 
+START_TEST(scsi_swp_sanitize) {
+        /* MODE SELECT(6) of the control page with SWP: writes refused, the other nexus gets
+         * MODE PARAMETERS CHANGED once, MODE SENSE shows WP; a non-changeable bit is refused. */
+        uint8_t ms[16] = { 0x15, 0x10, 0, 0, 16 };
+        uint8_t pl[16] = { 0, 0, 0, 0, 0x0a, 0x0a, 0, 0x10, 0x08, 0, 0, 0, 0xff, 0xff, 0, 0 };
+        struct scsi_cmd c = run(g_s1, 0, ms, pl, sizeof(pl));
+        ck_assert_uint_eq(c.status, SAM_GOOD);
+        uint8_t wr[16] = { 0x2a, 0, 0, 0, 0, 0, 0, 0, 1 }, blk[512] = { 1 };
+        c = run(g_s1, 0, wr, blk, sizeof(blk));
+        ck_assert_uint_eq(SENSE(c), 0x072702);
+        uint8_t tur[16] = { 0 };
+        c = run(g_s2, 0, tur, NULL, 0);
+        ck_assert_uint_eq(SENSE(c), 0x062a01);
+        c = run(g_s2, 0, tur, NULL, 0);
+        ck_assert_uint_eq(c.status, SAM_GOOD);
+        uint8_t sense6[16] = { 0x1a, 0x08, 0x0a, 0, 64 };
+        c = run(g_s2, 0, sense6, NULL, 0);
+        ck_assert_uint_eq(c.in[2] & 0x80, 0x80);
+        ck_assert_uint_eq(c.in[4 + 4] & 0x08, 0x08);
+        free(c.in);
+        pl[7] = 0x00; /* queue algorithm modifier is not changeable */
+        c = run(g_s1, 0, ms, pl, sizeof(pl));
+        ck_assert_uint_eq(SENSE(c), 0x052600);
+        pl[7] = 0x10;
+        pl[8] = 0;
+        c = run(g_s1, 0, ms, pl, sizeof(pl));
+        ck_assert_uint_eq(c.status, SAM_GOOD);
+
+        /* SANITIZE OVERWRITE with a 2-byte pattern, 2 passes inverted: the last pass wins */
+        uint8_t san[16] = { 0x48, 0x01, 0, 0, 0, 0, 0, 0, 6 };
+        uint8_t par[6] = { 0x82, 0, 0, 2, 0x0f, 0xf0 };
+        c = run(g_s1, 0, san, par, sizeof(par));
+        ck_assert_uint_eq(c.status, SAM_GOOD);
+        uint8_t rd[16] = { 0x28, 0, 0, 0, 0x07, 0xff, 0, 0, 1 };
+        c = run(g_s1, 0, rd, NULL, 0);
+        ck_assert_uint_eq(c.in_len, 512);
+        for (int i = 0; i < 512; i++)
+                ck_assert_uint_eq(c.in[i], (i & 1) ? 0x0f : 0xf0);
+        free(c.in);
+        /* bad parameters: OVERWRITE COUNT 0, pattern length not matching, CRYPTO ERASE, and a
+         * parameter list for BLOCK ERASE */
+        par[0] = 0;
+        c = run(g_s1, 0, san, par, sizeof(par));
+        ck_assert_uint_eq(SENSE(c), 0x052600);
+        par[0] = 1;
+        par[3] = 3;
+        c = run(g_s1, 0, san, par, sizeof(par));
+        ck_assert_uint_eq(SENSE(c), 0x052600);
+        san[1] = 0x03;
+        san[8] = 0;
+        c = run(g_s1, 0, san, NULL, 0);
+        ck_assert_uint_eq(SENSE(c), 0x052400);
+        ck_assert_uint_eq(c.sense[15], 0x80 | 0x40 | 0x08 | 4);
+        /* read-only LU: DATA PROTECT */
+        san[1] = 0x01;
+        san[8] = 6;
+        par[3] = 2;
+        c = run(g_s1, 1, san, par, sizeof(par));
+        ck_assert_uint_eq(SENSE(c), 0x072700);
+        /* READ DEFECT DATA(10): empty lists in the requested format */
+        uint8_t rdd[16] = { 0x37, 0, 0x18, 0, 0, 0, 0, 0, 32 };
+        c = run(g_s1, 0, rdd, NULL, 0);
+        ck_assert_uint_eq(c.status, SAM_GOOD);
+        ck_assert_uint_eq(c.in_len, 4);
+        ck_assert_uint_eq(c.in[1], 0x18);
+        ck_assert_uint_eq(get_be16(c.in + 2), 0);
+        free(c.in);
+}
+END_TEST
+
 static struct scsi_cmd prout(struct iscsi_session *s, uint8_t sa, uint8_t type, uint64_t key, uint64_t sakey) {
         uint8_t cdb[16] = { 0x5f, sa, type };
         uint8_t pl[24] = { 0 };
@@ -406,6 +476,7 @@ int main(void) {
         tcase_add_checked_fixture(tc, scsi_setup, NULL);
         tcase_add_test(tc, scsi_basics);
         tcase_add_test(tc, scsi_unmap_caw);
+        tcase_add_test(tc, scsi_swp_sanitize);
         tcase_add_test(tc, scsi_reservations);
         suite_add_tcase(s, tc);
         return t_run(s);

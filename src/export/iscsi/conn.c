@@ -178,6 +178,7 @@ static void task_run(void *arg) {
                 .cdb_len = t->cdb_len,
                 .out = t->buf,
                 .out_len = t->received,
+                .aborted = &t->aborted,
         };
 
         if (!__atomic_load_n(&t->aborted, __ATOMIC_ACQUIRE)) {
@@ -187,7 +188,17 @@ static void task_run(void *arg) {
                 if (t->lu)
                         atomic_fetch_sub(&t->lu->inflight, 1);
         }
-        if (!__atomic_load_n(&t->aborted, __ATOMIC_ACQUIRE)) {
+        /* Decide under the lock: either an ABORT TASK got here first (no response), or the
+         * task leaves the list now, so that an ABORT TASK arriving while or after the response
+         * is sent finds no task instead of reporting it aborted. */
+        bool respond;
+        {
+                LOCK_GUARD(&c->lock);
+                respond = !__atomic_load_n(&t->aborted, __ATOMIC_ACQUIRE);
+                if (respond)
+                        task_unlink_locked(c, t);
+        }
+        if (respond) {
                 if (t->read && sc.status == SAM_GOOD)
                         (void) send_data_in(c, t, &sc);
                 else

@@ -187,6 +187,14 @@ struct iscsi_lu {
         uint8_t pr_type;
         uint64_t pr_key;           /* reservation key of the holder */
         atomic_int inflight;       /* tasks executing on this LU */
+        bool swp;                  /* control mode page SWP (software write protect), lock */
+        atomic_uint mode_gen;      /* bumped when a mode parameter changes: a UA for the others */
+        /* SANITIZE (sanitize.c), under lock */
+        bool sanitizing;           /* an operation runs: media access is NOT READY */
+        bool sanitize_failed;      /* the last one failed: sanitize failure mode */
+        bool sanitize_ause;        /* ... and EXIT FAILURE MODE may end it */
+        uint64_t sanitize_done, sanitize_total; /* progress, in blocks */
+        pthread_cond_t sanitize_cond;
 };
 struct iscsi_lu *lu_ref(struct iscsi_lu *lu);
 void lu_unref(struct iscsi_lu *lu);
@@ -237,6 +245,7 @@ struct iscsi_session {
         struct iscsi_conn *conn;     /* one connection per session (MaxConnections=1) */
         struct iscsi_params params;
         unsigned ua_seen[TARGET_MAX_LUNS]; /* LU ua_gen seen by this nexus */
+        unsigned mode_seen[TARGET_MAX_LUNS]; /* LU mode_gen seen by this nexus */
         struct iscsi_session *next;
 };
 
@@ -362,6 +371,10 @@ enum {
         ASC_INSUFFICIENT_REG_RESOURCES = 0x5504,
         ASC_SAVING_PARAMS_UNSUP = 0x3900,
         ASC_OUT_OF_MEMORY = 0x5506,
+        ASC_SOFTWARE_WRITE_PROTECTED = 0x2702,
+        ASC_MODE_PARAMS_CHANGED = 0x2a01,
+        ASC_SANITIZE_IN_PROGRESS = 0x041b,
+        ASC_SANITIZE_FAILED = 0x3103,
 };
 
 /* One SCSI command as the SCSI layer sees it. */
@@ -375,6 +388,7 @@ struct scsi_cmd {
         uint8_t *in;                  /* OUT: data to the initiator (malloc'ed) */
         uint32_t in_len;              /* OUT: bytes valid in `in` */
         uint32_t xfer_len;            /* OUT: bytes the CDB wants to move (for residuals) */
+        const bool *aborted;          /* the task was aborted (long commands stop waiting) */
         uint8_t status;               /* OUT */
         uint8_t sense[20];            /* OUT: fixed-format sense */
         uint32_t sense_len;
@@ -385,6 +399,9 @@ void scsi_exec(struct scsi_cmd *c);
 /* Helpers shared by spc/sbc/pr */
 int scsi_check(struct scsi_cmd *c, uint8_t sk, uint16_t asc);
 int scsi_check_info(struct scsi_cmd *c, uint8_t sk, uint16_t asc, uint64_t info);
+int scsi_check_field(struct scsi_cmd *c, bool cdb, uint16_t byte, int bit);
+/* Whether the LU is write-protected (read-only export or SWP); sets DATA PROTECT sense if so. */
+bool scsi_write_protected(struct scsi_cmd *c);
 int scsi_errno(struct scsi_cmd *c, int r, bool write);
 int scsi_reply(struct scsi_cmd *c, const void *data, uint32_t len, uint32_t alloc_len);
 int scsi_alloc_in(struct scsi_cmd *c, uint32_t len);
@@ -407,6 +424,11 @@ int sbc_sync_cache(struct scsi_cmd *c);
 int sbc_compare_and_write(struct scsi_cmd *c);
 int sbc_prefetch(struct scsi_cmd *c);
 int sbc_orwrite(struct scsi_cmd *c);
+int sbc_read_defect_data(struct scsi_cmd *c);
+int sbc_sanitize(struct scsi_cmd *c);
+/* NOT READY while a sanitize runs, MEDIUM ERROR in sanitize failure mode: true if c was refused. */
+bool sanitize_refuses(struct scsi_cmd *c);
+bool sanitize_supports(const struct iscsi_lu *lu, uint8_t sa);
 uint32_t sbc_max_xfer_blocks(const struct iscsi_lu *lu);
 #define SBC_MAX_WRITE_SAME 0x400000u /* blocks, VPD B0h MAXIMUM WRITE SAME LENGTH */
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* SBC-3 block commands over an Orion node: READ CAPACITY, READ/WRITE/VERIFY/WRITE AND VERIFY,
- * WRITE SAME, UNMAP, GET LBA STATUS, SYNCHRONIZE CACHE, COMPARE AND WRITE, PRE-FETCH, ORWRITE. */
+ * WRITE SAME, UNMAP, GET LBA STATUS, SYNCHRONIZE CACHE, COMPARE AND WRITE, PRE-FETCH, ORWRITE,
+ * READ DEFECT DATA. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,8 +116,8 @@ int sbc_rw(struct scsi_cmd *c) {
                 return r;
         if (!write)
                 return do_read(c, &rw);
-        if (lu->readonly)
-                return scsi_check(c, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
+        if (scsi_write_protected(c))
+                return 0;
         /* Write what arrived: a short Data-Out (EDTL below the CDB) writes whole blocks only. */
         uint32_t avail = MIN(c->out_len, rw.n * lu->block_size);
         uint32_t nb = avail / lu->block_size;
@@ -274,8 +275,8 @@ int sbc_write_same(struct scsi_cmd *c) {
         c->xfer_len = ndob ? 0 : bs;
         if ((f >> 5) != 0 || (f & 0x10) || (f & 0x06))
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
-        if (lu->readonly)
-                return scsi_check(c, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
+        if (scsi_write_protected(c))
+                return 0;
         if (unmap && !lu->thin) /* LBPWS = 0: the UNMAP bit is refused, as VPD B2h says */
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
         if (range_bad(lu, lba, n))
@@ -286,8 +287,8 @@ int sbc_write_same(struct scsi_cmd *c) {
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
         if (n == 0)
                 return 0;
-        if (lu->readonly)
-                return scsi_check(c, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
+        if (scsi_write_protected(c))
+                return 0;
         if (!ndob && c->out_len < bs)
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
         /* UNMAP bit on a thin LU: deallocate whatever the data block holds (SBC-3 5.42; the
@@ -325,8 +326,8 @@ int sbc_unmap(struct scsi_cmd *c) {
         const uint8_t *p = c->out;
         int r;
 
-        if (lu->readonly)
-                return scsi_check(c, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
+        if (scsi_write_protected(c))
+                return 0;
         if (!lu->thin)
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_OPCODE);
         if (c->cdb[1] & 0x01) /* ANCHOR: not supported */
@@ -391,8 +392,8 @@ int sbc_compare_and_write(struct scsi_cmd *c) {
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
         if (n == 0)
                 return 0;
-        if (lu->readonly)
-                return scsi_check(c, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
+        if (scsi_write_protected(c))
+                return 0;
         /* Atomic against every other write of this LU: they hold the lock shared. */
         pthread_rwlock_wrlock(&lu->caw_lock);
         r = compare_blocks(c, lba, c->out, n * bs, 0);
@@ -417,8 +418,8 @@ int sbc_orwrite(struct scsi_cmd *c) {
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
         if ((r = check_range(c, &rw)) <= 0)
                 return r;
-        if (lu->readonly)
-                return scsi_check(c, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
+        if (scsi_write_protected(c))
+                return 0;
         uint32_t len = MIN(c->out_len, rw.n * lu->block_size) / lu->block_size * lu->block_size;
         if (len == 0)
                 return 0;
@@ -435,4 +436,19 @@ int sbc_orwrite(struct scsi_cmd *c) {
         pthread_rwlock_unlock(&lu->caw_lock);
         free(tmp);
         return r < 0 ? scsi_errno(c, r, true) : 0;
+}
+
+/* READ DEFECT DATA (10)/(12): a node has no medium defects the target could know of, so both
+ * the primary and the grown list are valid and empty, in whatever format was asked for. */
+int sbc_read_defect_data(struct scsi_cmd *c) {
+        bool twelve = c->cdb[0] == 0xb7;
+        uint8_t req = twelve ? c->cdb[1] : c->cdb[2];
+        uint32_t alloc = twelve ? get_be32(c->cdb + 6) : get_be16(c->cdb + 7);
+        uint8_t d[8] = { 0 };
+
+        if (req & 0xe0)
+                return scsi_check_field(c, true, twelve ? 1 : 2, 7);
+        d[1] = req & 0x1f; /* PLISTV/GLISTV for the lists asked for, and their format */
+        /* list length 0; READ DEFECT DATA (12) reports generation code 0 (not supported) */
+        return scsi_reply(c, d, twelve ? 8 : 4, alloc);
 }

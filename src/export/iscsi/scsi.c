@@ -29,6 +29,15 @@ int scsi_check(struct scsi_cmd *c, uint8_t sk, uint16_t asc) {
         return scsi_check_info(c, sk, asc, UINT64_MAX);
 }
 
+/* ILLEGAL REQUEST with the sense-key specific field pointer (SPC-4 4.5.2.4.2) naming the
+ * offending CDB byte (cdb = true) or parameter-list byte, and bit when bit >= 0. */
+int scsi_check_field(struct scsi_cmd *c, bool cdb, uint16_t byte, int bit) {
+        scsi_check(c, SK_ILLEGAL_REQUEST, cdb ? ASC_INVALID_FIELD_IN_CDB : ASC_INVALID_FIELD_IN_PARAM);
+        c->sense[15] = (uint8_t) (0x80 | (cdb ? 0x40 : 0) | (bit >= 0 ? 0x08 | (bit & 7) : 0));
+        put_be16(c->sense + 16, byte);
+        return 0;
+}
+
 int scsi_errno(struct scsi_cmd *c, int r, bool write) {
         switch (r) {
         case -EROFS:
@@ -83,24 +92,45 @@ void scsi_lu_fill_identity(struct iscsi_lu *lu, const char *name) {
         snprintf(lu->serial, sizeof(lu->serial), "%016llx", (unsigned long long) h);
 }
 
+bool scsi_write_protected(struct scsi_cmd *c) {
+        struct iscsi_lu *lu = c->lu;
+        if (lu->readonly) {
+                scsi_check(c, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
+                return true;
+        }
+        pthread_mutex_lock(&lu->lock);
+        bool swp = lu->swp;
+        pthread_mutex_unlock(&lu->lock);
+        if (swp)
+                scsi_check(c, SK_DATA_PROTECT, ASC_SOFTWARE_WRITE_PROTECTED);
+        return swp;
+}
+
 static bool ua_exempt(uint8_t op) {
         return op == 0x12 || op == 0xa0 || op == 0x03;
 }
 
-/* Unit attention after a LUN reset: reported once to every nexus. */
+/* Unit attentions, reported once to every nexus: a LUN reset, then mode parameters another
+ * nexus changed (MODE SELECT). */
 static bool check_ua(struct scsi_cmd *c) {
         unsigned idx = (unsigned) c->lu->lun;
-        unsigned gen = atomic_load(&c->lu->ua_gen);
+        unsigned gen = atomic_load(&c->lu->ua_gen), mgen = atomic_load(&c->lu->mode_gen);
+        uint16_t asc = 0;
         if (idx >= TARGET_MAX_LUNS)
                 return false;
         /* several commands of one session may race here: report the UA once */
         pthread_mutex_lock(&c->lu->lock);
-        bool seen = c->sess->ua_seen[idx] == gen;
-        c->sess->ua_seen[idx] = gen;
+        if (c->sess->ua_seen[idx] != gen) {
+                c->sess->ua_seen[idx] = gen;
+                asc = ASC_BUS_DEVICE_RESET;
+        } else if (c->sess->mode_seen[idx] != mgen) {
+                c->sess->mode_seen[idx] = mgen;
+                asc = ASC_MODE_PARAMS_CHANGED;
+        }
         pthread_mutex_unlock(&c->lu->lock);
-        if (seen)
+        if (!asc)
                 return false;
-        scsi_check(c, SK_UNIT_ATTENTION, ASC_BUS_DEVICE_RESET);
+        scsi_check(c, SK_UNIT_ATTENTION, asc);
         return true;
 }
 
@@ -208,6 +238,11 @@ static int dispatch(struct scsi_cmd *c) {
                 return sbc_prefetch(c);
         case 0x8b:
                 return sbc_orwrite(c);
+        case 0x37:
+        case 0xb7:
+                return sbc_read_defect_data(c);
+        case 0x48:
+                return sbc_sanitize(c);
         default:
                 break;
         }
@@ -225,6 +260,8 @@ void scsi_exec(struct scsi_cmd *c) {
                 return;
         }
         if (!ua_exempt(c->cdb[0]) && check_ua(c))
+                return;
+        if (sanitize_refuses(c))
                 return;
         if (pr_conflicts(c)) {
                 c->status = SAM_RESERVATION_CONFLICT;

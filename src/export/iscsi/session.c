@@ -33,8 +33,10 @@ struct iscsi_session *session_new(const char *initiator, const uint8_t isid[6], 
         if (t) {
                 LOCK_GUARD(&g_tgt_lock);
                 for (unsigned i = 0; i < TARGET_MAX_LUNS; i++)
-                        if (t->luns[i])
+                        if (t->luns[i]) {
                                 s->ua_seen[i] = atomic_load(&t->luns[i]->ua_gen);
+                                s->mode_seen[i] = atomic_load(&t->luns[i]->mode_gen);
+                        }
         }
         return s;
 }

@@ -113,6 +113,8 @@ static int inquiry_vpd(struct scsi_cmd *c, uint8_t page, uint32_t alloc) {
         case 0xb1:
                 n = 64;
                 put_be16(d + 4, (orion_bdev_caps(lu->bdev) & ORION_CAP_ROTATIONAL) ? 0 : 1);
+                if (sanitize_supports(lu, 0x02))
+                        d[7] = 0x40; /* WABEREQ 01b: blocks read back (as zeroes) after BLOCK ERASE */
                 break;
         case 0xb2:
                 n = 8;
@@ -151,15 +153,24 @@ static uint32_t page_caching(struct iscsi_lu *lu, uint8_t pc, uint8_t *d) {
         return 20;
 }
 
+static bool lu_swp(struct iscsi_lu *lu) {
+        LOCK_GUARD(&lu->lock);
+        return lu->swp;
+}
+
+/* pc: 0 current, 1 changeable (only SWP), 2 default */
 static uint32_t page_control(struct iscsi_lu *lu, uint8_t pc, uint8_t *d) {
         memset(d, 0, 12);
         d[0] = 0x0a;
         d[1] = 0x0a;
-        if (pc != 1) {
-                d[3] = 0x10;           /* unrestricted reordering */
-                put_be16(d + 8, 0xffff); /* busy timeout: unlimited */
+        if (pc == 1) {
+                d[4] = 0x08;
+                return 12;
         }
-        (void) lu;
+        d[3] = 0x10;             /* unrestricted reordering */
+        if (pc == 0 && lu_swp(lu))
+                d[4] = 0x08;     /* SWP: software write protect */
+        put_be16(d + 8, 0xffff); /* busy timeout: unlimited */
         return 12;
 }
 
@@ -209,7 +220,7 @@ int spc_mode_sense(struct scsi_cmd *c) {
                 return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
         }
         uint8_t dev = 0x10; /* DPOFUA */
-        if (lu->readonly)
+        if (lu->readonly || lu_swp(lu))
                 dev |= 0x80;
         if (ten) {
                 put_be16(d, (uint16_t) (n - 2));
@@ -221,16 +232,91 @@ int spc_mode_sense(struct scsi_cmd *c) {
         return scsi_reply(c, d, n, alloc);
 }
 
-/* MODE SELECT: nothing is changeable; an empty parameter list is accepted. */
+/* One page of a MODE SELECT parameter list: every bit must equal the current value except the
+ * changeable ones (the control page's SWP). *swp gets the requested SWP. */
+static int select_page(struct scsi_cmd *c, const uint8_t *p, uint32_t off, uint32_t len, bool *swp) {
+        uint8_t cur[20], mask[20] = { 0 };
+        uint32_t n;
+
+        if (p[0] & 0x40) /* SPF: no subpages here */
+                return scsi_check_field(c, false, (uint16_t) off, 6);
+        switch (p[0] & 0x3f) {
+        case 0x08:
+                n = page_caching(c->lu, 0, cur);
+                break;
+        case 0x0a:
+                n = page_control(c->lu, 0, cur);
+                (void) page_control(c->lu, 1, mask);
+                break;
+        default:
+                return scsi_check_field(c, false, (uint16_t) off, -1);
+        }
+        if (len != n)
+                return scsi_check_field(c, false, (uint16_t) (off + 1), -1);
+        if (p[0] & 0x80) /* PS is reserved in MODE SELECT */
+                return scsi_check_field(c, false, (uint16_t) off, 7);
+        for (uint32_t i = 2; i < n; i++)
+                if ((p[i] ^ cur[i]) & ~mask[i])
+                        return scsi_check_field(c, false, (uint16_t) (off + i), -1);
+        if ((p[0] & 0x3f) == 0x0a)
+                *swp = p[4] & 0x08;
+        return 1;
+}
+
+/* MODE SELECT (6)/(10): the control page's SWP is the one changeable parameter; a block
+ * descriptor may restate the current geometry. Nothing can be saved. */
 int spc_mode_select(struct scsi_cmd *c) {
-        uint32_t plen = c->cdb[0] == 0x55 ? get_be16(c->cdb + 7) : c->cdb[4];
+        struct iscsi_lu *lu = c->lu;
+        bool ten = c->cdb[0] == 0x55;
+        uint32_t plen = ten ? get_be16(c->cdb + 7) : c->cdb[4];
+        uint32_t hl = ten ? 8 : 4, off, bdl;
+        const uint8_t *p = c->out;
+        bool swp = lu_swp(lu);
+        int r;
+
+        c->xfer_len = plen;
         if (c->cdb[1] & 0x01) /* SP: saving pages */
-                return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
+                return scsi_check_field(c, true, 1, 0);
         if (plen == 0) {
                 c->status = SAM_GOOD;
                 return 0;
         }
-        return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_PARAM);
+        if (plen < hl || c->out_len < plen)
+                return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_PARAM_LIST_LENGTH_ERROR);
+        bdl = ten ? get_be16(p + 6) : p[3];
+        if (bdl > plen - hl)
+                return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_PARAM_LIST_LENGTH_ERROR);
+        for (off = hl; off < hl + bdl; off += (ten && (p[4] & 1)) ? 16 : 8) {
+                bool l = ten && (p[4] & 1);
+                if (off + (l ? 16u : 8u) > hl + bdl)
+                        return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_PARAM_LIST_LENGTH_ERROR);
+                uint64_t nb = l ? get_be64(p + off) : get_be32(p + off);
+                uint32_t bl = l ? get_be32(p + off + 12) : get_be24(p + off + 5);
+                /* the geometry cannot change: 0 blocks means "unchanged" */
+                if (bl != lu->block_size || (nb != 0 && nb != MIN(lu->nblocks, l ? UINT64_MAX : 0xffffffull)))
+                        return scsi_check_field(c, false, (uint16_t) off, -1);
+        }
+        if (off < plen && !(c->cdb[1] & 0x10)) /* pages need PF = 1 (SPC format) */
+                return scsi_check_field(c, true, 1, 4);
+        while (off < plen) {
+                if (plen - off < 2 || plen - off - 2 < p[off + 1])
+                        return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_PARAM_LIST_LENGTH_ERROR);
+                if ((r = select_page(c, p + off, off, p[off + 1] + 2u, &swp)) <= 0)
+                        return r;
+                off += p[off + 1] + 2u;
+        }
+        LOCK_GUARD(&lu->lock);
+        if (swp != lu->swp) {
+                lu->swp = swp;
+                /* SPC-4 7.5.1: the other I_T nexuses get MODE PARAMETERS CHANGED */
+                unsigned g = atomic_fetch_add(&lu->mode_gen, 1) + 1;
+                if (lu->lun < TARGET_MAX_LUNS)
+                        c->sess->mode_seen[lu->lun] = g;
+                orion_info("iscsi: LUN %llu: software write protect %s by %s", (unsigned long long) lu->lun,
+                           swp ? "on" : "off", c->sess->initiator);
+        }
+        c->status = SAM_GOOD;
+        return 0;
 }
 
 /* ---- REPORT LUNS / REQUEST SENSE ------------------------------------------------------------ */
@@ -269,6 +355,22 @@ int spc_report_luns(struct scsi_cmd *c) {
 
 int spc_request_sense(struct scsi_cmd *c) {
         uint8_t d[18] = { 0 };
+        if (c->lu) {
+                /* during a sanitize: NOT READY, SANITIZE IN PROGRESS with its progress */
+                LOCK_GUARD(&c->lu->lock);
+                if (c->lu->sanitizing) {
+                        uint64_t t = MAX(c->lu->sanitize_total, 1);
+                        d[0] = 0x70;
+                        d[2] = SK_NOT_READY;
+                        d[7] = 10;
+                        d[12] = ASC_SANITIZE_IN_PROGRESS >> 8;
+                        d[13] = ASC_SANITIZE_IN_PROGRESS & 0xff;
+                        d[15] = 0x80;
+                        put_be16(d + 16, (uint16_t) MIN(c->lu->sanitize_done * 65536 / t, 65535));
+                }
+        }
+        if (d[0])
+                return scsi_reply(c, d, sizeof(d), c->cdb[4]);
         if (c->cdb[1] & 0x01) { /* descriptor format */
                 uint8_t dd[8] = { 0x72, SK_NO_SENSE, 0, 0, 0, 0, 0, 0 };
                 return scsi_reply(c, dd, sizeof(dd), c->cdb[4]);
@@ -305,8 +407,12 @@ static const struct opdesc g_ops[] = {
         { 0x2f, 0, false, 10, { 0x2f, 0xf6, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07 } },
         { 0x34, 0, false, 10, { 0x34, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07 } },
         { 0x35, 0, false, 10, { 0x35, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07 } },
+        { 0x37, 0, false, 10, { 0x37, 0x00, 0x1f, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x07 } },
         { 0x41, 0, false, 10, { 0x41, 0xf8, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07 } },
         { 0x42, 0, false, 10, { 0x42, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1f, 0xff, 0xff, 0x07 } },
+        { 0x48, 0x01, true, 10, { 0x48, 0xbf, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x07 } },
+        { 0x48, 0x02, true, 10, { 0x48, 0xbf, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x07 } },
+        { 0x48, 0x1f, true, 10, { 0x48, 0xbf, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x07 } },
         { 0x55, 0, false, 10, { 0x55, 0x11, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x07 } },
         { 0x5a, 0, false, 10, { 0x5a, 0x18, 0xff, 0xff, 0x00, 0x00, 0x00, 0xff, 0xff, 0x07 } },
         { 0x5e, 0x00, true, 10, { 0x5e, 0x1f, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x07 } },
@@ -337,11 +443,14 @@ static const struct opdesc g_ops[] = {
         { 0xaa, 0, false, 12, { 0xaa, 0xfa, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07 } },
         { 0xae, 0, false, 12, { 0xae, 0xf2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07 } },
         { 0xaf, 0, false, 12, { 0xaf, 0xf6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07 } },
+        { 0xb7, 0, false, 12, { 0xb7, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x07 } },
 };
 
 static bool op_available(const struct iscsi_lu *lu, const struct opdesc *o) {
         if (!lu->thin && o->op == 0x42)
                 return false;
+        if (o->op == 0x48)
+                return sanitize_supports(lu, (uint8_t) o->sa);
         return true;
 }
 
@@ -374,8 +483,10 @@ int spc_report_opcodes(struct scsi_cmd *c) {
                 put_be32(d, n - 4);
                 return scsi_reply(c, d, n, alloc);
         }
+        /* Errors point at REPORTING OPTIONS (byte 2): an initiator tells "this reporting option
+         * does not fit that opcode" from "REPORT SUPPORTED OPCODES is not supported". */
         if (opts > 2)
-                return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
+                return scsi_check_field(c, true, 2, 2);
         bool op_has_sa = false;
         const struct opdesc *hit = NULL;
         for (size_t i = 0; i < ELEMENTSOF(g_ops); i++) {
@@ -386,13 +497,13 @@ int spc_report_opcodes(struct scsi_cmd *c) {
                         hit = &g_ops[i];
         }
         if ((opts == 1 && op_has_sa) || (opts == 2 && hit && !op_has_sa))
-                return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
+                return scsi_check_field(c, true, 2, 2);
         if (opts == 2 && !op_has_sa) {
                 bool known = false;
                 for (size_t i = 0; i < ELEMENTSOF(g_ops); i++)
                         known |= g_ops[i].op == rop;
                 if (known)
-                        return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
+                        return scsi_check_field(c, true, 2, 2);
         }
         if (!hit) {
                 d[1] = 0x01; /* not supported */

@@ -68,6 +68,7 @@ void lu_unref(struct iscsi_lu *lu) {
         export_unref(lu->exp);
         pthread_rwlock_destroy(&lu->caw_lock);
         pthread_mutex_destroy(&lu->lock);
+        pthread_cond_destroy(&lu->sanitize_cond);
         free(lu);
 }
 
@@ -87,6 +88,7 @@ struct iscsi_lu *iscsi_lu_new(struct orion_export *e, uint64_t lun) {
         lu->nblocks = orion_bdev_size(e->node) / lu->block_size;
         pthread_rwlock_init(&lu->caw_lock, NULL);
         pthread_mutex_init(&lu->lock, NULL);
+        pthread_cond_init(&lu->sanitize_cond, NULL);
         scsi_lu_fill_identity(lu, e->name);
         return lu;
 }
