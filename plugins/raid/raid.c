@@ -114,11 +114,22 @@ static int first_error(const struct orion_req *reqs, size_t n) {
         return 0;
 }
 
+/* Flushes and FUA writes (superblocks, bitmap pages, FUA data) wait for the media wherever
+ * the data itself goes: always in parallel, and not taken as a measure of the members. */
+static bool durable_batch(const struct orion_req *reqs, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (reqs[i].op == ORION_OP_FLUSH || (reqs[i].flags & ORION_FUA))
+                        return true;
+        return false;
+}
+
 int raid_submit(struct raid *r, struct orion_req *reqs, size_t n) {
         uint64_t now, due;
 
         if (n <= 1)
                 return n ? orion_submit(reqs, 1) : 0;
+        if (durable_batch(reqs, n))
+                return orion_submit(reqs, n);
         if (!atomic_load(&r->parallel)) {
                 atomic_fetch_add(&r->inline_batches, 1);
                 if (submit_inline(reqs, n)) {

@@ -303,6 +303,15 @@ static int rows_write(struct raid *r, struct row *rows, size_t nrows, struct req
         return raid_failed(r) ? -EIO : 0;
 }
 
+static void count_row(struct raid *r, const struct row *w) {
+        if (w->kind == ROW_FULL)
+                atomic_fetch_add(&r->full_stripe_writes, 1);
+        else if (w->kind == ROW_RMW)
+                atomic_fetch_add(&r->rmw_writes, 1);
+        else
+                atomic_fetch_add(&r->rcw_writes, 1);
+}
+
 /* Plan every row and give each its buffers from one scratch allocation (*mem, *cap). */
 static int rows_prepare(struct raid *r, struct row *rows, size_t nrows, uint8_t **mem, size_t *cap) {
         size_t need = 0, used = 0;
@@ -340,6 +349,7 @@ int stripe_write(struct raid *r, const void *buf, uint64_t len, uint64_t off, ui
         struct row *rows = nrows > STACK_ROWS ? heap_rows : stack_rows;
         struct reqv v = {.q = stack_q, .cap = ELEMENTSOF(stack_q), .on_stack = true};
         uint8_t *mem = NULL;
+        bool per_row;
         int ret = 0;
 
         if (!rows)
@@ -369,17 +379,17 @@ int stripe_write(struct raid *r, const void *buf, uint64_t len, uint64_t off, ui
         }
         if (ret > 0)
                 ret = -EIO;
-        for (size_t j = 0; j < nrows && ret >= 0; j++) {
+        /* Members that compute (inline batches): write each row right after its parity, while
+         * its data is still in cache. Members that wait: one parallel batch for all rows. */
+        per_row = !atomic_load(&r->parallel);
+        for (size_t j = 0, done = 0; j < nrows && ret >= 0; j++) {
                 ret = row_compute(r, &rows[j]);
-                if (rows[j].kind == ROW_FULL)
-                        atomic_fetch_add(&r->full_stripe_writes, 1);
-                else if (rows[j].kind == ROW_RMW)
-                        atomic_fetch_add(&r->rmw_writes, 1);
-                else
-                        atomic_fetch_add(&r->rcw_writes, 1);
+                count_row(r, &rows[j]);
+                if (ret >= 0 && (per_row || j == nrows - 1)) {
+                        ret = rows_write(r, rows + done, j + 1 - done, &v, flags);
+                        done = j + 1;
+                }
         }
-        if (ret >= 0)
-                ret = rows_write(r, rows, nrows, &v, flags);
         bitmap_end_write(&r->bm, first * r->chunk, nrows * r->chunk);
 unlock:
         raid_unlock_range(r, first, last);

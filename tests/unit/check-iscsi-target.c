@@ -62,7 +62,7 @@ START_TEST(pdu_framing) {
 
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
         /* a round trip with digests and padding */
-        ck_assert_int_eq(pdu_send(sv[0], bhs, "abcde", 5, true, true), 0);
+        ck_assert_int_eq(pdu_send(sv[0], bhs, "abcde", 5, true, true, false), 0);
         ck_assert_int_eq(pdu_recv(sv[1], &p, &lim, &bad), 0);
         ck_assert(!bad);
         ck_assert_uint_eq(p.data_len, 5);
@@ -102,6 +102,54 @@ START_TEST(pdu_framing) {
 }
 END_TEST
 
+/* The buffered reader: several PDUs from one recv, a PDU split across refills, a data
+ * segment larger than the buffer read around it, and has_pdu exact at the boundaries. */
+START_TEST(pdu_reader_buffering) {
+        int sv[2];
+        struct iscsi_pdu p;
+        bool bad;
+        uint8_t bhs[BHS_LEN] = { 0x01, 0x80 }, buf[128], big[300];
+        struct pdu_limits lim = { .header_digest = true, .max_recv_dsl = 4096 };
+        struct pdu_reader rd;
+
+        for (size_t i = 0; i < sizeof(big); i++)
+                big[i] = (uint8_t) i;
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        pdu_reader_init(&rd, sv[1], buf, sizeof(buf));
+        ck_assert(!pdu_reader_has_pdu(&rd, &lim));
+        ck_assert_int_eq(pdu_send(sv[0], bhs, "ab", 2, true, false, true), 0);
+        ck_assert_int_eq(pdu_send(sv[0], bhs, big, sizeof(big), true, false, true), 0);
+        ck_assert_int_eq(pdu_send(sv[0], bhs, NULL, 0, true, false, false), 0);
+        ck_assert_int_eq(pdu_read(&rd, &p, &lim, &bad), 0);
+        ck_assert_uint_eq(p.data_len, 2);
+        ck_assert_mem_eq(p.data, "ab", 2);
+        pdu_clear(&p);
+        /* 128 bytes were taken in: the rest of the second PDU is not buffered yet */
+        ck_assert(pdu_reader_has_bytes(&rd));
+        ck_assert(!pdu_reader_has_pdu(&rd, &lim));
+        ck_assert_int_eq(pdu_read(&rd, &p, &lim, &bad), 0);
+        ck_assert_uint_eq(p.data_len, sizeof(big));
+        ck_assert_mem_eq(p.data, big, sizeof(big));
+        pdu_clear(&p);
+        ck_assert_int_eq(pdu_read(&rd, &p, &lim, &bad), 0);
+        ck_assert_uint_eq(p.data_len, 0);
+        ck_assert(!pdu_reader_has_bytes(&rd));
+        /* exactly one whole PDU buffered: has_pdu says so; a corrupt header digest still fails */
+        ck_assert_int_eq(pdu_send(sv[0], bhs, "xy", 2, true, false, false), 0);
+        ck_assert_int_eq(write(sv[0], bhs, 10), 10);
+        ck_assert_int_eq(pdu_read(&rd, &p, &lim, &bad), 0);
+        pdu_clear(&p);
+        ck_assert(pdu_reader_has_bytes(&rd));
+        ck_assert(!pdu_reader_has_pdu(&rd, &lim));
+        ck_assert_int_eq(write(sv[0], bhs + 10, BHS_LEN - 10), BHS_LEN - 10);
+        ck_assert_int_eq(write(sv[0], "\0\0\0\0", 4), 4);
+        ck_assert_int_eq(pdu_read(&rd, &p, &lim, &bad), -EBADMSG);
+        close(sv[0]);
+        ck_assert_int_eq(pdu_read(&rd, &p, &lim, &bad), -ECONNRESET);
+        close(sv[1]);
+}
+END_TEST
+
 /* ---- Login negotiation through conn_serve ------------------------------------------------ */
 static void *serve(void *arg) {
         int fd = *(int *) arg;
@@ -125,7 +173,7 @@ static void login_pdu(int fd, uint8_t flags, const char *text, size_t len) {
         memcpy(bhs + 8, "\x80\x01\x02\x03\x04\x05", 6);
         put_be32(bhs + 16, 7);
         put_be32(bhs + 24, 1);
-        ck_assert_int_eq(pdu_send(fd, bhs, text, (uint32_t) len, false, false), 0);
+        ck_assert_int_eq(pdu_send(fd, bhs, text, (uint32_t) len, false, false, false), 0);
 }
 
 START_TEST(login_negotiation) {
@@ -168,7 +216,7 @@ START_TEST(login_negotiation) {
         uint8_t nop[BHS_LEN] = { 0x40, 0x80 };
         put_be32(nop + 16, 9);
         put_be32(nop + 20, RSVD_TAG);
-        ck_assert_int_eq(pdu_send(sv[0], nop, "ping", 4, false, true), 0);
+        ck_assert_int_eq(pdu_send(sv[0], nop, "ping", 4, false, true, false), 0);
         lim.data_digest = true;
         ck_assert_int_eq(pdu_recv(sv[0], &p, &lim, &bad), 0);
         ck_assert(!bad);
@@ -466,6 +514,7 @@ int main(void) {
         TCase *tc = tcase_create("pdu");
         tcase_add_test(tc, crc);
         tcase_add_test(tc, pdu_framing);
+        tcase_add_test(tc, pdu_reader_buffering);
         suite_add_tcase(s, tc);
         tc = tcase_create("login");
         tcase_add_checked_fixture(tc, setup, NULL);
