@@ -31,6 +31,8 @@ struct nbd_conn {
         pthread_t thread;
         bool started;
         bool sr;                 /* structured replies (block status); see nbd_connect_one */
+        atomic_uint inflight;    /* commands issued on h and not yet freed by libnbd */
+        _Atomic uint64_t progress_ns; /* last reply, or the issue that made inflight non-zero */
 };
 
 struct nbd_leaf {
@@ -44,6 +46,8 @@ struct nbd_leaf {
         uint64_t size;
         bool can_flush, can_fua, can_trim, can_zero, can_fast_zero, can_bs, readonly;
         atomic_uint_fast64_t retried; /* commands re-issued after a connection loss */
+        atomic_uint_fast64_t hung;    /* connections dropped for not answering */
+        uint64_t req_timeout_ns;      /* request-timeout: 0 = wait forever */
 };
 
 /* One command in flight: the caller waits on it until libnbd frees the completion closure.
@@ -53,6 +57,7 @@ struct nbd_wait {
         sem_t freed;             /* posted when libnbd will not touch this again */
         bool completed;          /* completion callback ran */
         int err;                 /* errno from the completion callback */
+        struct nbd_conn *conn;   /* where it was issued */
         /* block status */
         struct orion_extents *ext;
         uint64_t ext_next;       /* next offset expected (extents must be contiguous) */
@@ -85,11 +90,28 @@ static struct nbd_handle *nbd_connect_one(struct nbd_leaf *l, bool sr, char *err
                 goto fail;
         if (nbd_set_tls_verify_peer(h, orion_param_bool(p, "tls-verify-peer")) < 0)
                 goto fail;
-        if (nbd_connect_uri(h, l->uri) < 0)
+        if (l->req_timeout_ns == 0) {
+                if (nbd_connect_uri(h, l->uri) < 0)
+                        goto fail;
+                return h;
+        }
+        if (nbd_aio_connect_uri(h, l->uri) < 0)
                 goto fail;
-        return h;
+        /* A server that accepts and then stays silent must not hold this thread (and the
+         * node's open or close) forever: the handshake gets request-timeout too. */
+        for (uint64_t deadline = remote_now_ns() + l->req_timeout_ns; nbd_aio_is_connecting(h);) {
+                if (remote_now_ns() >= deadline || __atomic_load_n(&l->rs.stopping, __ATOMIC_ACQUIRE)) {
+                        snprintf(errbuf, errlen, "no answer to the handshake within request-timeout");
+                        nbd_close(h);
+                        return NULL;
+                }
+                if (nbd_poll(h, 100) < 0)
+                        goto fail;
+        }
+        if (nbd_aio_is_ready(h))
+                return h;
 fail:
-        snprintf(errbuf, errlen, "%s", nbd_get_error());
+        snprintf(errbuf, errlen, "%s", nbd_get_error() ? nbd_get_error() : "connection closed");
         nbd_close(h);
         return NULL;
 }
@@ -116,33 +138,45 @@ static void conn_set_handle(struct nbd_conn *c, struct nbd_handle *h) {
         pthread_rwlock_unlock(&c->hlock);
 }
 
-/* Poll the socket once; returns false when the connection is dead. Callers issue commands on
- * the same handle and every libnbd call takes its lock, so this loop makes two per round
- * (direction, notify) and polls the fd it was given rather than asking libnbd again. */
-static bool conn_poll(struct nbd_conn *c, struct nbd_handle *h, int fd) {
+/* A command has waited longer than request-timeout while no reply came at all. */
+static bool conn_hung(struct nbd_conn *c) {
+        uint64_t t = c->leaf->req_timeout_ns;
+
+        return t > 0 && atomic_load(&c->inflight) > 0 && remote_now_ns() - atomic_load(&c->progress_ns) > t;
+}
+
+/* Poll the socket once: 0, -1 when the connection is dead, -2 when the server stopped
+ * answering. Callers issue commands on the same handle and every libnbd call takes its lock,
+ * so this loop makes two per round (direction, notify) and polls the fd it was given rather
+ * than asking libnbd again. */
+static int conn_poll(struct nbd_conn *c, struct nbd_handle *h, int fd) {
         unsigned dir = nbd_aio_get_direction(h);
         struct pollfd fds[2] = {
                 { .fd = fd, .events = 0 },
                 { .fd = c->efd, .events = POLLIN },
         };
+        uint64_t t = c->leaf->req_timeout_ns;
+        int ms = t ? (int) MIN(t / 2000000u + 1, (uint64_t) 1000) : -1;
         uint64_t junk;
+        int n;
 
         if (dir == 0 && (nbd_aio_is_dead(h) || nbd_aio_is_closed(h)))
-                return false;
+                return -1;
         if (dir & LIBNBD_AIO_DIRECTION_READ)
                 fds[0].events |= POLLIN;
         if (dir & LIBNBD_AIO_DIRECTION_WRITE)
                 fds[0].events |= POLLOUT;
-        if (poll(fds, 2, -1) < 0)
-                return errno == EINTR;
+        n = poll(fds, 2, ms);
+        if (n < 0)
+                return errno == EINTR ? 0 : -1;
         if (fds[1].revents & POLLIN)
                 (void) read(c->efd, &junk, sizeof(junk)); /* only a wake-up */
         /* A dead handle fails the notify calls; a closed one shows as direction 0 next round. */
         if (fds[0].revents & (POLLIN | POLLHUP | POLLERR))
-                return nbd_aio_notify_read(h) == 0;
+                return nbd_aio_notify_read(h) == 0 ? 0 : -1;
         if (fds[0].revents & POLLOUT)
-                return nbd_aio_notify_write(h) == 0;
-        return true;
+                return nbd_aio_notify_write(h) == 0 ? 0 : -1;
+        return conn_hung(c) ? -2 : 0;
 }
 
 static void *conn_thread(void *arg) {
@@ -151,6 +185,7 @@ static void *conn_thread(void *arg) {
         unsigned attempt = 0;
         int fd = -1; /* of c->h */
         char err[256];
+        int r;
 
         for (;;) {
                 struct nbd_handle *h = c->h; /* only this thread changes c->h */
@@ -176,10 +211,16 @@ static void *conn_thread(void *arg) {
                 }
                 if (fd < 0)
                         fd = nbd_aio_get_fd(h);
-                if (fd >= 0 && conn_poll(c, h, fd))
+                r = fd >= 0 ? conn_poll(c, h, fd) : -1;
+                if (r == 0)
                         continue;
                 fd = -1;
-                snprintf(err, sizeof(err), "%s", nbd_get_error() ? nbd_get_error() : "connection closed");
+                if (r == -2) {
+                        snprintf(err, sizeof(err), "no reply within request-timeout (%" PRIu64 " s)",
+                                 l->req_timeout_ns / 1000000000u);
+                        atomic_fetch_add(&l->hung, 1);
+                } else
+                        snprintf(err, sizeof(err), "%s", nbd_get_error() ? nbd_get_error() : "connection closed");
                 conn_set_handle(c, NULL);
                 nbd_close(h); /* retires every command: their waiters wake and retry */
                 remote_conn_down(&l->rs, err);
@@ -193,13 +234,15 @@ static int wait_completion_cb(void *ud, int *error) {
 
         w->err = *error;
         w->completed = true;
+        atomic_store(&w->conn->progress_ns, remote_now_ns());
         return 1; /* retire */
 }
 
 static void wait_free_cb(void *ud) {
         struct nbd_wait *w = ud;
 
-        sem_post(&w->freed);
+        atomic_fetch_sub(&w->conn->inflight, 1);
+        sem_post(&w->freed); /* w may be gone after this */
 }
 
 static int extent_cb(void *ud, const char *metacontext, uint64_t offset, uint32_t *entries, size_t n, int *error) {
@@ -283,6 +326,9 @@ static int issue_once(struct nbd_leaf *l, enum nbd_cmd cmd, void *buf, uint64_t 
                 return cmd == CMD_BLOCK_STATUS ? 2 : 1;
         w->completed = false;
         w->err = 0;
+        w->conn = c;
+        if (atomic_fetch_add(&c->inflight, 1) == 0)
+                atomic_store(&c->progress_ns, remote_now_ns()); /* the clock starts for an idle connection */
         cookie = start_cmd(c->h, cmd, buf, len, off, flags, w);
         if (cookie < 0) {
                 /* libnbd says EINVAL both for bad arguments and for a dead handle */
@@ -397,6 +443,7 @@ static void nbd_stats_op(struct orion_bdev *b, struct json_object *sink) {
         struct nbd_leaf *l = orion_bdev_priv(b);
 
         orion_stats_put(sink, "retried_after_disconnect", atomic_load(&l->retried));
+        orion_stats_put(sink, "dropped_unanswering", atomic_load(&l->hung));
         WITH_LOCK(&l->rs.lock) orion_stats_put(sink, "reconnects", l->rs.reconnects);
 }
 
@@ -514,6 +561,7 @@ static int start_conn(struct nbd_leaf *l, struct nbd_conn *c, struct nbd_handle 
 static int nbd_open_op(struct orion_bdev *b, const struct orion_params *p, struct orion_error *err) {
         struct nbd_leaf *l = orion_bdev_priv(b);
         int64_t want = orion_param_int(p, "connections"), timeout = orion_param_int(p, "retry-timeout");
+        int64_t req_timeout = orion_param_int(p, "request-timeout");
         struct nbd_handle *first;
         char msg[256];
         int r;
@@ -531,11 +579,13 @@ static int nbd_open_op(struct orion_bdev *b, const struct orion_params *p, struc
                 goto fail;
         }
         l->rs.what = l->what;
-        if (want < 1 || want > NBD_MAX_CONNS || timeout < 0) {
-                r = orion_error_set(err, EINVAL, "nbd: connections must be 1..%d and retry-timeout >= 0",
+        if (want < 1 || want > NBD_MAX_CONNS || timeout < 0 || req_timeout < 0 || req_timeout > 86400) {
+                r = orion_error_set(err, EINVAL,
+                                    "nbd: connections must be 1..%d, retry-timeout >= 0, request-timeout 0..86400",
                                     NBD_MAX_CONNS);
                 goto fail;
         }
+        l->req_timeout_ns = (uint64_t) req_timeout * 1000000000u;
         first = nbd_connect_one(l, true, msg, sizeof(msg));
         if (!first) {
                 r = orion_error_set(err, EIO, "%s: cannot connect: %s", l->what, msg);
@@ -582,6 +632,9 @@ static const struct orion_param nbd_params[] = {
           .help = "Connections to open when the server advertises multi-conn (else one)." },
         { .name = "retry-timeout", .type = ORION_PARAM_INT, .def = "60",
           .help = "Seconds requests wait for a lost server to come back; then they fail with EIO." },
+        { .name = "request-timeout", .type = ORION_PARAM_INT, .def = "60",
+          .help = "Seconds a connection may leave requests unanswered (or a handshake unfinished) before "
+                  "it counts as lost: reconnect and resend. 0 = wait forever." },
         { .name = "tls-certificates", .type = ORION_PARAM_PATH, .optional = true,
           .help = "Directory with the X.509 client certificates (ca-cert.pem, client-cert.pem, client-key.pem)." },
         { .name = "tls-psk-file", .type = ORION_PARAM_PATH, .optional = true,
