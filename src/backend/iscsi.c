@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,7 @@ struct iscsi_req {
         struct scsi_iovec iov;
         unsigned retries;
         int result;
-        bool done;
+        sem_t done;                 /* posted once result is final: one wake-up for this caller */
         struct iscsi_req *next;
 };
 
@@ -45,11 +46,11 @@ struct iscsi_leaf {
         char *initiator;
         char *chap_user, *chap_secret; /* user= and secret-file= (override the URL's) */
         struct remote_state rs;
-        pthread_mutex_t qlock;      /* queue, and the done flag of every request */
-        pthread_cond_t qcond;       /* a request finished */
+        pthread_mutex_t qlock;      /* queue */
         struct iscsi_req *queue, **queue_tail;
         unsigned inflight;          /* I/O thread only */
         int efd;
+        bool polling;               /* the I/O thread may be asleep in poll: wake it with efd */
         pthread_t thread;
         bool started;
         struct iscsi_context *ctx;  /* I/O thread only, after open */
@@ -151,11 +152,8 @@ static void read_vpd(struct iscsi_leaf *l, struct iscsi_context *ctx, bool lbpme
 
 /* ---- Completion ------------------------------------------------------------------------------ */
 static void req_finish(struct iscsi_leaf *l, struct iscsi_req *q, int result) {
-        pthread_mutex_lock(&l->qlock);
         q->result = result;
-        q->done = true;
-        pthread_cond_broadcast(&l->qcond);
-        pthread_mutex_unlock(&l->qlock);
+        sem_post(&q->done);
 }
 
 /* Put a request back at the head of the queue: it is sent again on the next session. */
@@ -326,6 +324,19 @@ static bool session_reconnect(struct iscsi_leaf *l, unsigned attempt) {
         return false;
 }
 
+/* Announce that the I/O thread is about to sleep, so that callers queueing from now on wake
+ * it; a request queued before that is issued without sleeping. Callers queue under qlock and
+ * then read polling, so one of the two always sees the other. */
+static int poll_timeout(struct iscsi_leaf *l) {
+        bool queued;
+
+        __atomic_store_n(&l->polling, true, __ATOMIC_SEQ_CST);
+        WITH_LOCK(&l->qlock)
+                queued = l->queue != NULL;
+        /* 1 s lets libiscsi run its timers when nothing happens */
+        return queued && l->inflight < ISCSI_MAX_INFLIGHT ? 0 : 1000;
+}
+
 static void *io_thread(void *arg) {
         struct iscsi_leaf *l = arg;
         unsigned attempt = 0;
@@ -346,8 +357,11 @@ static void *io_thread(void *arg) {
                 issue_queued(l);
                 fds[0].fd = iscsi_get_fd(l->ctx);
                 fds[0].events = (short) iscsi_which_events(l->ctx);
-                if (poll(fds, 2, 1000) < 0 && errno != EINTR)
+                if (poll(fds, 2, poll_timeout(l)) < 0 && errno != EINTR) {
+                        __atomic_store_n(&l->polling, false, __ATOMIC_SEQ_CST);
                         continue;
+                }
+                __atomic_store_n(&l->polling, false, __ATOMIC_SEQ_CST);
                 if (fds[1].revents & POLLIN)
                         (void) read(l->efd, &junk, sizeof(junk)); /* only a wake-up */
                 /* revents 0 on a timeout still lets libiscsi run its timers */
@@ -366,15 +380,18 @@ static int run_req(struct iscsi_leaf *l, struct iscsi_req *q) {
                 return r == -ESHUTDOWN ? -EIO : r;
         q->leaf = l;
         q->next = NULL;
+        sem_init(&q->done, 0, 0);
         pthread_mutex_lock(&l->qlock);
         *l->queue_tail = q;
         l->queue_tail = &q->next;
         pthread_mutex_unlock(&l->qlock);
-        (void) write(l->efd, &one, sizeof(one));
-        pthread_mutex_lock(&l->qlock);
-        while (!q->done)
-                pthread_cond_wait(&l->qcond, &l->qlock);
-        pthread_mutex_unlock(&l->qlock);
+        /* An I/O thread that is awake issues the queue before it polls again (poll_timeout):
+         * a write to efd for every request would cost it a wake-up each. */
+        if (__atomic_load_n(&l->polling, __ATOMIC_SEQ_CST))
+                (void) write(l->efd, &one, sizeof(one));
+        while (sem_wait(&q->done) < 0 && errno == EINTR)
+                ;
+        sem_destroy(&q->done);
         return q->result;
 }
 
@@ -467,7 +484,6 @@ static void iscsi_close_op(struct orion_bdev *b) {
         fail_queued(l);
         if (l->efd >= 0)
                 close(l->efd);
-        pthread_cond_destroy(&l->qcond);
         pthread_mutex_destroy(&l->qlock);
         remote_done(&l->rs);
         free(l->zero_block);
@@ -547,7 +563,6 @@ static int iscsi_open_op(struct orion_bdev *b, const struct orion_params *p, str
 
         l->efd = -1;
         pthread_mutex_init(&l->qlock, NULL);
-        pthread_cond_init(&l->qcond, NULL);
         l->queue_tail = &l->queue;
         remote_init(&l->rs, b, "iscsi", (uint64_t) MAX(timeout, 0) * 1000000000u);
         l->url = strdup(orion_param_str(p, "url"));
