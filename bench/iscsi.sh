@@ -78,7 +78,7 @@ url_orion=iscsi://127.0.0.1:$p_orion/iqn.2026-11.org.orion:disk/0
 
 # tgtd on its own portal and management port, LUN 1 = the same file (LUN 0 is tgt's controller).
 p_tgt=$(port)
-ctl=$((20000 + RANDOM % 20000))
+ctl=$((20000 + RANDOM % 10000)) # tgtadm -C takes at most 32767
 tgtd -f -C "$ctl" --iscsi portal=127.0.0.1:$p_tgt >"$tmp/tgtd.log" 2>&1 &
 tgtd_pid=$!
 tgt_iqn=iqn.2026-11.org.orion:bench-tgt
