@@ -3,8 +3,9 @@
 # iSCSI target benchmark: the same file served by Orion's target and by tgtd, in one run, driven
 # by the same clients: bench/iscsi-load.c (libiscsi straight to the target, built here), fio (nbd
 # engine) through a qemu-nbd bridge to iscsi://, both for 4k random read and write at QD 32 and
-# 1M sequential read and write at QD 8, and iscsi-perf (4k random reads, 32 in flight). Prints
-# IOPS and MB/s per target and Orion's ratio to tgtd.
+# 1M sequential read and write at QD 8, qemu-img bench (4k at QD 32, 1M at QD 8, with the
+# targets' CPU time per request), and iscsi-perf (4k random reads, 32 in flight). Prints IOPS
+# and MB/s per target and Orion's ratio to tgtd.
 # Not a test: nothing is asserted. Needs root for tgtd.
 # -j N runs N iscsi-load clients (N sessions) at once and sums them, for when one client
 # process is the bottleneck.
@@ -25,7 +26,7 @@ while getopts "r:s:b:j:" o; do
         *) echo "usage: $0 [-r RUNTIME_S] [-s SIZE_MB] [-b BUILD_DIR] [-j CLIENTS]" >&2; exit 2 ;;
         esac
 done
-for c in cc fio qemu-nbd nbdinfo iscsi-perf iscsi-inq tgtd tgtadm /usr/bin/python3; do
+for c in cc fio qemu-nbd qemu-img nbdinfo iscsi-perf iscsi-inq tgtd tgtadm /usr/bin/python3; do
         command -v "$c" >/dev/null || { echo "$c is needed" >&2; exit 1; }
 done
 oriond=$build/src/daemon/oriond
@@ -128,6 +129,26 @@ for w in "${workloads[@]}"; do
                 echo "  done $wname on $tname" >&2
         done
 done
+# qemu-img bench: libiscsi inside qemu's block layer, no bridge, the cheapest client per I/O.
+# It has no random mode: 4k requests go to offsets strided by 1 MiB + 4 KiB (wrapping), 1M
+# requests are sequential. Each run also records the target's CPU time (all its threads).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+qworkloads=("4k-read 4096 32 1052672 10000" "4k-write 4096 32 1052672 10000 -w"
+        "1M-read 1048576 8 1048576 600" "1M-write 1048576 8 1048576 400 -w")
+for w in "${qworkloads[@]}"; do
+        read -r wname bytes qd step rate wflag <<<"$w"
+        for t in "orion $url_orion ${pids[0]}" "tgtd $url_tgt $tgtd_pid"; do
+                read -r tname u tpid <<<"$t"
+                count=$((rate * runtime))
+                c0=$(cpu_ticks "$tpid")
+                qemu-img bench -f raw -t none -c "$count" -d "$qd" -s "$bytes" -S "$step" $wflag "$u" \
+                        >"$tmp/qb.$wname.$tname.log" 2>&1 || { echo "qemu-img bench failed: $wname on $tname" >&2; exit 1; }
+                c1=$(cpu_ticks "$tpid")
+                secs=$(sed -n 's/^Run completed in \([0-9.]*\) seconds.*/\1/p' "$tmp/qb.$wname.$tname.log")
+                echo "$count $secs $((c1 - c0)) $(getconf CLK_TCK) $bytes" >"$tmp/qb.$wname.$tname"
+                echo "  done qemu-img $wname on $tname" >&2
+        done
+done
 # iscsi-perf: libiscsi straight to the target, 8 x 512-byte blocks per request, random, 32 in flight.
 for t in "orion $url_orion" "tgtd $url_tgt"; do
         read -r tname u <<<"$t"
@@ -138,6 +159,7 @@ done
 /usr/bin/python3 - "$tmp" "${workloads[@]}" <<'PY'
 import json, re, sys
 tmp, workloads = sys.argv[1], [w.split()[0] for w in sys.argv[2:]]
+qworkloads = ["4k-read", "4k-write", "1M-read", "1M-write"]
 print("%-22s | %-21s | %-21s | %s" % ("workload", "orion IOPS / MB/s", "tgtd IOPS / MB/s", "orion / tgtd"))
 print("-" * 84)
 for w in workloads:
@@ -162,4 +184,19 @@ for t in ("orion", "tgtd"):
     res[t] = float(m[-1]) if m else 0.0
 print("%-22s | %9.0f / %9.1f | %9.0f / %9.1f | %.2f" % ("4k-randread iscsi-perf", res["orion"], res["orion"] * 4096 / 1e6,
       res["tgtd"], res["tgtd"] * 4096 / 1e6, res["orion"] / max(res["tgtd"], 1)))
+cpu = {}
+for w in qworkloads:
+    res = {}
+    for t in ("orion", "tgtd"):
+        count, secs, ticks, hz, size = open("%s/qb.%s.%s" % (tmp, w, t)).read().split()
+        ops = float(count) / max(float(secs), 1e-9)
+        res[t] = (ops, ops * int(size) / 1e6)
+        cpu[(w, t)] = int(ticks) * 1e6 / int(hz) / float(count)
+    cells = ["%9.0f / %9.1f" % res[t] for t in ("orion", "tgtd")]
+    print("%-22s | %-21s | %-21s | %.2f" % (w + " qemu-img", cells[0], cells[1], res["orion"][0] / max(res["tgtd"][0], 1)))
+print()
+print("target CPU time per request under qemu-img bench (all threads; lower is better):")
+for w in qworkloads:
+    print("  %-10s orion %7.1f us   tgtd %7.1f us   tgtd / orion %.2f" % (w, cpu[(w, "orion")], cpu[(w, "tgtd")],
+          cpu[(w, "tgtd")] / max(cpu[(w, "orion")], 1e-9)))
 PY

@@ -3,7 +3,9 @@
 # Remote-leaf benchmark, in one run: fio (nbd engine) through an Orion NBD export whose leaf is
 # a remote nbdkit, beside fio straight to that nbdkit; and, as root with tgt installed, Orion's
 # iscsi leaf over tgtd beside qemu-nbd's iSCSI driver over the same LUN (fio has no iSCSI
-# engine, so qemu-nbd is the direct peer). Prints IOPS, MB/s and Orion's overhead. Not a test.
+# engine, so qemu-nbd is the direct peer). Prints IOPS, MB/s and Orion's overhead, and the CPU
+# time the servers of each path spent per I/O (after the ramp), the measure that holds on a
+# shared machine: on 2 busy cores throughput follows it. Not a test.
 # Usage: bench/remote.sh [-r RUNTIME_S] [-s SIZE_MB] [-b BUILD_DIR] [-c NBD_CONNECTIONS] [-N (no iSCSI)]
 set -euo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
@@ -51,6 +53,7 @@ head -c "$((size_mb << 20))" /dev/urandom >"$tmp/remote.img" # written, so reads
 p_kit=$(port)
 nbdkit -f -i 127.0.0.1 -p "$p_kit" file "$tmp/remote.img" >"$tmp/nbdkit.log" 2>&1 &
 pids+=($!)
+pid_kit=$!
 wait_nbd "nbd://127.0.0.1:$p_kit/"
 
 iscsi=0
@@ -62,6 +65,7 @@ if [ $no_iscsi = 0 ] && [ "$(id -u)" = 0 ] && command -v tgtd >/dev/null && comm
         iqn=iqn.2026-11.org.orion:bench
         tgtd -f -C "$ctl" --iscsi "portal=127.0.0.1:$p_tgt" >"$tmp/tgtd.log" 2>&1 &
         pids+=($!)
+        pid_tgt=$!
         for _ in $(seq 100); do
                 tgtadm -C "$ctl" --lld iscsi --mode target --op new --tid 1 --targetname "$iqn" 2>/dev/null && break
                 sleep 0.1
@@ -73,6 +77,7 @@ if [ $no_iscsi = 0 ] && [ "$(id -u)" = 0 ] && command -v tgtd >/dev/null && comm
                 --image-opts "driver=iscsi,transport=tcp,portal=127.0.0.1:$p_tgt,target=$iqn,lun=1" \
                 >"$tmp/qemu-nbd.log" 2>&1 &
         pids+=($!)
+        pid_qemu=$!
         wait_nbd "nbd://127.0.0.1:$p_qemu/lun"
 fi
 
@@ -92,49 +97,65 @@ mkdir -p "$tmp/state"
 "$oriond" --foreground --config "$tmp/oriond.conf" --control-socket "$tmp/ctl.sock" \
         --state-dir "$tmp/state" >"$tmp/oriond.log" 2>&1 &
 pids+=($!)
+pid_orion=$!
 wait_nbd "nbd://127.0.0.1:$p_orion/remote"
 
 # name rw bs iodepth
 workloads=("4k-randread randread 4k 32" "4k-randwrite randwrite 4k 32" "1M-seqread read 1M 8" "1M-seqwrite write 1M 8")
-targets=("direct nbd://127.0.0.1:$p_kit/" "orion nbd://127.0.0.1:$p_orion/remote")
-[ $iscsi = 0 ] || targets+=("qemu-iscsi nbd://127.0.0.1:$p_qemu/lun" "orion-iscsi nbd://127.0.0.1:$p_orion/lun")
+# name uri server-pids (whose CPU time counts for the path)
+targets=("direct nbd://127.0.0.1:$p_kit/ $pid_kit" "orion nbd://127.0.0.1:$p_orion/remote $pid_orion,$pid_kit")
+[ $iscsi = 0 ] || targets+=("qemu-iscsi nbd://127.0.0.1:$p_qemu/lun $pid_qemu,$pid_tgt"
+                            "orion-iscsi nbd://127.0.0.1:$p_orion/lun $pid_orion,$pid_tgt")
+# CPU ticks (user + system, all threads) of a comma-separated list of pids
+ticks() {
+        local t=0 p
+        for p in ${1//,/ }; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+        echo $t
+}
 
 echo "fio nbd engine, 1 job, nbd leaf connections=$conns, ${runtime}s per run, ${size_mb} MiB, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)" >&2
 for w in "${workloads[@]}"; do
         read -r wname rw bs qd <<<"$w"
         for t in "${targets[@]}"; do
-                read -r tname uri <<<"$t"
+                read -r tname uri spids <<<"$t"
                 fio --name="$wname" --ioengine=nbd --uri="$uri" --rw="$rw" --bs="$bs" --iodepth="$qd" \
                     --numjobs=1 --size="${size_mb}M" --time_based --runtime="$runtime" --ramp_time=1 \
                     --group_reporting --output-format=json --output="$tmp/$wname.$tname.json" \
-                    >/dev/null 2>&1 || { echo "fio failed: $wname on $tname" >&2; exit 1; }
+                    >/dev/null 2>&1 &
+                fpid=$!
+                sleep 1 # the ramp: fio counts I/O from here on
+                t0=$(ticks "$spids")
+                wait $fpid || { echo "fio failed: $wname on $tname" >&2; exit 1; }
+                echo $(($(ticks "$spids") - t0)) >"$tmp/$wname.$tname.ticks"
                 echo "  done $wname on $tname" >&2
         done
 done
 
 /usr/bin/python3 - "$tmp" "$iscsi" "${workloads[@]}" <<'PY'
-import json, sys
+import json, os, sys
 tmp, iscsi, workloads = sys.argv[1], sys.argv[2] == "1", [w.split()[0] for w in sys.argv[3:]]
 
 def result(w, t):
     j = json.load(open("%s/%s.%s.json" % (tmp, w, t)))["jobs"][0]
     side = j["read"] if j["read"]["io_bytes"] > 0 else j["write"]
-    return side["iops"], side["bw_bytes"] / 1e6
+    ticks = int(open("%s/%s.%s.ticks" % (tmp, w, t)).read())
+    cpu_us = ticks * 1e6 / os.sysconf("SC_CLK_TCK") / max(side["total_ios"], 1)
+    return side["iops"], side["bw_bytes"] / 1e6, cpu_us
 
-def table(title, base, base_name, orion):
+def table(title, base, base_name, orion, servers):
     print(title)
-    print("%-13s | %-22s | %-22s | %s" % ("workload", base_name + " IOPS / MB/s", "orion IOPS / MB/s",
-                                          "orion overhead"))
-    print("-" * 80)
+    print("%-13s | %-22s | %-22s | %-9s | %s" % ("workload", base_name + " IOPS / MB/s", "orion IOPS / MB/s",
+                                                 "overhead", "server CPU us/IO: " + servers))
+    print("-" * 110)
     for w in workloads:
         b, o = result(w, base), result(w, orion)
-        print("%-13s | %9.0f / %9.1f  | %9.0f / %9.1f  | %+.1f%%" % (w, b[0], b[1], o[0], o[1],
-                                                                    100.0 * (1 - o[0] / b[0])))
+        print("%-13s | %9.0f / %9.1f  | %9.0f / %9.1f  | %+7.1f%%  | %7.1f / %7.1f (x%.2f)" % (
+            w, b[0], b[1], o[0], o[1], 100.0 * (1 - o[0] / b[0]), b[2], o[2], o[2] / max(b[2], 1e-9)))
     print()
 
 table("nbd leaf: fio -> Orion NBD export -> nbd leaf -> nbdkit file, vs fio -> nbdkit file",
-      "direct", "nbdkit", "orion")
+      "direct", "nbdkit", "orion", "nbdkit / oriond+nbdkit")
 if iscsi:
     table("iscsi leaf: fio -> Orion NBD export -> iscsi leaf -> tgtd, vs fio -> qemu-nbd (iscsi driver) -> tgtd",
-          "qemu-iscsi", "qemu-nbd", "orion-iscsi")
+          "qemu-iscsi", "qemu-nbd", "orion-iscsi", "qemu-nbd+tgtd / oriond+tgtd")
 PY

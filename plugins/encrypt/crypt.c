@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* libgcrypt set-up, locked memory for key material, and the XTS sector cipher (plain64 IVs)
- * used for keyslot areas and the data segment. */
+/* libgcrypt set-up, locked memory for key material, the XTS sector cipher (plain64 IVs)
+ * used for keyslot areas and the data segment, and the authenticated modes' handles. */
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
@@ -108,6 +108,38 @@ int crypt_cipher_parse(const char *spec, size_t key_len, int *ret_algo) {
                 return 0;
         }
         return -ENOTSUP;
+}
+
+const char *crypt_aead_integrity(const char *cipher) {
+        if (strcmp(cipher, "aes-gcm-random") == 0)
+                return "aead";
+        if (strcmp(cipher, "chacha20-random") == 0)
+                return "poly1305";
+        return NULL;
+}
+
+int crypt_aead_open(const char *cipher, const char *integrity, const void *key, size_t key_len,
+                    gcry_cipher_hd_t *ret) {
+        const char *want = crypt_aead_integrity(cipher);
+        bool gcm = strcmp(cipher, "aes-gcm-random") == 0;
+        gcry_cipher_hd_t hd;
+        int r = crypt_init();
+
+        if (r < 0)
+                return r;
+        if (!want || !integrity || strcmp(want, integrity) != 0)
+                return -ENOTSUP;
+        if (key_len != LUKS2_AEAD_KEY_LEN)
+                return -EINVAL;
+        if (gcry_cipher_open(&hd, gcm ? GCRY_CIPHER_AES256 : GCRY_CIPHER_CHACHA20,
+                             gcm ? GCRY_CIPHER_MODE_GCM : GCRY_CIPHER_MODE_POLY1305, GCRY_CIPHER_SECURE))
+                return -ENOMEM;
+        if (gcry_cipher_setkey(hd, key, key_len)) {
+                gcry_cipher_close(hd);
+                return -EINVAL;
+        }
+        *ret = hd;
+        return 0;
 }
 
 int crypt_cipher_open(const char *spec, const void *key, size_t key_len, gcry_cipher_hd_t *ret) {

@@ -147,7 +147,8 @@ static struct crypt_ctx *ctx_get(struct encrypt *e) {
         c = calloc(1, sizeof(*c));
         if (!c)
                 return NULL;
-        if (crypt_cipher_open(e->cipher, e->vk, e->vk_len, &c->hd) < 0) {
+        if ((e->aead ? crypt_aead_open(e->cipher, e->integrity, e->vk, e->vk_len, &c->hd)
+                     : crypt_cipher_open(e->cipher, e->vk, e->vk_len, &c->hd)) < 0) {
                 free(c);
                 return NULL;
         }
@@ -186,6 +187,10 @@ static int read_decrypted(struct encrypt *e, uint8_t *buf, uint64_t len, uint64_
         for (uint64_t done = 0; done < len && r >= 0; done += PIECE) {
                 uint64_t n = MIN(len - done, (uint64_t) PIECE);
                 uint8_t *p = buf + done;
+                if (e->aead) {
+                        r = aead_read(e, c, p, (size_t) n, off + done, flags);
+                        continue;
+                }
                 r = orion_bdev_pread(e->child, p, n, e->data_offset + off + done, flags);
                 if (r >= 0)
                         r = crypt_sectors(c->hd, false, p, p, n, e->sector_size, iv_of(e, off + done),
@@ -213,6 +218,12 @@ static int write_encrypted(struct encrypt *e, const uint8_t *src, uint64_t len, 
         }
         for (uint64_t done = 0; done < len && r >= 0; done += piece) {
                 size_t n = (size_t) MIN((uint64_t) piece, len - done);
+                if (e->aead) {
+                        r = aead_write(e, c, src ? src + done : NULL, n, off + done, flags);
+                        if (r >= 0)
+                                atomic_fetch_add(&e->bytes_encrypted, n);
+                        continue;
+                }
                 if (!src)
                         memset(c->bounce, 0, n);
                 r = crypt_sectors(c->hd, true, c->bounce, src ? src + done : c->bounce, n, e->sector_size,
@@ -315,7 +326,7 @@ static int encrypt_flush(struct orion_bdev *b, uint32_t flags) {
  * discarded blocks is visible on the child (the same trade-off as dm-crypt). */
 static int encrypt_discard(struct orion_bdev *b, uint64_t len, uint64_t off, uint32_t flags) {
         struct encrypt *e = orion_bdev_priv(b);
-        if (!e->allow_discards)
+        if (!e->allow_discards || e->aead) /* a discarded sector would fail authentication */
                 return -EOPNOTSUPP;
         return orion_bdev_discard(e->child, len, e->data_offset + off, flags);
 }
@@ -339,6 +350,8 @@ static void encrypt_status(struct orion_bdev *b, struct json_object *out) {
         json_object_object_add(out, "format", json_object_new_string("LUKS2"));
         json_object_object_add(out, "uuid", json_object_new_string(e->hdr.uuid));
         json_object_object_add(out, "cipher", json_object_new_string(e->cipher));
+        if (e->aead)
+                json_object_object_add(out, "integrity", json_object_new_string(e->integrity));
         json_object_object_add(out, "key-bits", json_object_new_int((int) e->vk_len * 8));
         json_object_object_add(out, "sector-size", json_object_new_int((int) e->sector_size));
         json_object_object_add(out, "data-offset", json_object_new_uint64(e->data_offset));
@@ -350,18 +363,36 @@ static void encrypt_status(struct orion_bdev *b, struct json_object *out) {
 }
 
 /* ---- Lifecycle ------------------------------------------------------------------------------ */
-static void encrypt_free_state(struct encrypt *e) {
+static void ctx_pool_free(struct encrypt *e) {
         struct crypt_ctx *c;
         while ((c = e->free_ctx)) {
                 e->free_ctx = c->next;
                 gcry_cipher_close(c->hd);
                 free(c->bounce);
+                free(c->tags);
                 free(c);
         }
-        e->vk = secure_free(e->vk);
-        luks2_hdr_done(&e->hdr);
+}
+
+static void locks_init(struct encrypt *e) {
+        pthread_mutex_init(&e->pool_lock, NULL);
+        pthread_mutex_init(&e->meta_lock, NULL);
+        for (int i = 0; i < AEAD_LOCKS; i++)
+                pthread_rwlock_init(&e->tag_locks[i], NULL);
+}
+
+static void locks_done(struct encrypt *e) {
         pthread_mutex_destroy(&e->pool_lock);
         pthread_mutex_destroy(&e->meta_lock);
+        for (int i = 0; i < AEAD_LOCKS; i++)
+                pthread_rwlock_destroy(&e->tag_locks[i]);
+}
+
+static void encrypt_free_state(struct encrypt *e) {
+        ctx_pool_free(e);
+        e->vk = secure_free(e->vk);
+        luks2_hdr_done(&e->hdr);
+        locks_done(e);
 }
 
 static void encrypt_close(struct orion_bdev *b) {
@@ -395,11 +426,17 @@ static int setup_geometry(struct orion_bdev *b, struct encrypt *e, struct orion_
         if (e->data_offset >= csize)
                 return orion_error_set(err, EINVAL, "encrypt: '%s' ends before the data segment (offset %" PRIu64 ")",
                                        orion_bdev_name(e->child), e->data_offset);
+        if (e->aead && !e->hdr.seg.size)
+                return orion_error_set(err, EINVAL, "encrypt: an authenticated segment needs a fixed size");
         if (e->hdr.seg.size) {
                 if (e->hdr.seg.size > csize - e->data_offset)
                         return orion_error_set(err, EINVAL, "encrypt: '%s' is smaller than the data segment",
                                                orion_bdev_name(e->child));
                 size = e->hdr.seg.size;
+                if (e->aead && (size % e->sector_size ||
+                                aead_tag_area_len(size / e->sector_size) > csize - e->data_offset - size))
+                        return orion_error_set(err, EINVAL, "encrypt: '%s' has no room for the tags of the data "
+                                               "segment", orion_bdev_name(e->child));
         } else
                 size = ALIGN_DOWN(csize - e->data_offset, (uint64_t) e->sector_size);
         if (size == 0)
@@ -412,10 +449,21 @@ static int setup_geometry(struct orion_bdev *b, struct encrypt *e, struct orion_
         caps = ccaps & (ORION_CAP_READONLY | ORION_CAP_FLUSH | ORION_CAP_FUA | ORION_CAP_MULTI_CONN |
                         ORION_CAP_ROTATIONAL);
         caps |= ORION_CAP_WRITE_ZEROES;
-        if (e->allow_discards && (ccaps & ORION_CAP_DISCARD))
+        if (e->allow_discards && !e->aead && (ccaps & ORION_CAP_DISCARD))
                 caps |= ORION_CAP_DISCARD;
         orion_bdev_set_caps(b, caps);
         return 0;
+}
+
+/* Data path parameters from the header's segment. */
+static void data_state(struct encrypt *e, const struct luks2_hdr *hdr) {
+        snprintf(e->cipher, sizeof(e->cipher), "%s", hdr->seg.cipher);
+        snprintf(e->integrity, sizeof(e->integrity), "%s", hdr->seg.integrity);
+        e->aead = e->integrity[0] != '\0';
+        e->data_offset = hdr->seg.offset;
+        e->iv_tweak = hdr->seg.iv_tweak;
+        e->sector_size = hdr->seg.sector_size;
+        e->tag_offset = hdr->seg.offset + hdr->seg.size; /* authenticated segments have a fixed size */
 }
 
 /* CPUs this process may run on (taskset, cgroup cpusets), at most SPLIT_MAX. */
@@ -439,8 +487,7 @@ static int encrypt_open(struct orion_bdev *b, const struct orion_params *p, stru
         e->child = orion_param_node(p, "child");
         e->allow_discards = orion_param_bool(p, "allow-discards");
         e->split_ways = usable_cpus();
-        pthread_mutex_init(&e->pool_lock, NULL);
-        pthread_mutex_init(&e->meta_lock, NULL);
+        locks_init(e);
         if (crypt_init() < 0) {
                 r = orion_error_set(err, ENOTSUP, "encrypt: libgcrypt >= 1.10 is required");
                 goto fail;
@@ -457,10 +504,13 @@ static int encrypt_open(struct orion_bdev *b, const struct orion_params *p, stru
                                         orion_bdev_name(e->child), orion_bdev_name(e->child));
                 goto fail;
         }
-        snprintf(e->cipher, sizeof(e->cipher), "%s", e->hdr.seg.cipher);
-        e->data_offset = e->hdr.seg.offset;
-        e->iv_tweak = e->hdr.seg.iv_tweak;
-        e->sector_size = e->hdr.seg.sector_size;
+        data_state(e, &e->hdr);
+        if (e->aead && (!crypt_aead_integrity(e->cipher) || strcmp(crypt_aead_integrity(e->cipher), e->integrity))) {
+                r = orion_error_set(err, ENOTSUP, "encrypt: authenticated mode '%s' with integrity '%s' is not "
+                                    "supported (aes-gcm-random/aead, chacha20-random/poly1305)", e->cipher,
+                                    e->integrity);
+                goto fail;
+        }
         if (e->data_offset % orion_bdev_block_size(e->child) || e->sector_size < orion_bdev_block_size(e->child)) {
                 r = orion_error_set(err, EINVAL, "encrypt: sector size %u or data offset do not suit the %u-byte "
                                     "blocks of '%s'", e->sector_size, orion_bdev_block_size(e->child),
@@ -579,6 +629,12 @@ static int format_plan(const struct orion_params *p, struct orion_bdev *child, s
 
         f->cipher = orion_param_str(p, "cipher");
         f->label = orion_param_str(p, "label");
+        if (crypt_aead_integrity(f->cipher)) {
+                /* One 256-bit key for AES-GCM or ChaCha20: the default key-size is XTS's two keys. */
+                if (orion_param_is_set(p, "key-size") && ks != 256)
+                        return orion_error_set(err, EINVAL, "encrypt: %s takes a 256-bit key", f->cipher);
+                ks = 256;
+        }
         if (ks != 256 && ks != 384 && ks != 512)
                 return orion_error_set(err, EINVAL, "encrypt: key-size must be 256 or 512 (bits, XTS)");
         if (ss != 512 && ss != 1024 && ss != 2048 && ss != 4096)
@@ -609,6 +665,35 @@ static int format_plan(const struct orion_params *p, struct orion_bdev *child, s
                 return orion_error_set(err, EINVAL, "encrypt: keyslot must be 0..31");
         r = pbkdf_from_params(p, &f->pp, err);
         return r;
+}
+
+/* Authenticated segments start with every sector sealed (encrypted zeros and their tags),
+ * so that each one reads back; the alternative, sectors that fail until written, is what
+ * cryptsetup --integrity-no-wipe gives. Costs one write of the whole child. */
+static int aead_wipe(struct orion_bdev *child, const struct luks2_hdr *hdr, const uint8_t *vk, size_t vk_len,
+                     struct orion_error *err) {
+        struct encrypt *e = calloc(1, sizeof(*e));
+        const uint64_t step = 4u << 20;
+        int r = 0;
+
+        if (!e)
+                return orion_error_set(err, ENOMEM, "out of memory");
+        locks_init(e);
+        e->self = e->child = child;
+        data_state(e, hdr);
+        e->vk = (uint8_t *) vk; /* borrowed: the caller wipes it */
+        e->vk_len = vk_len;
+        for (uint64_t off = 0; off < hdr->seg.size && r >= 0; off += step)
+                r = write_encrypted(e, NULL, MIN(step, hdr->seg.size - off), off, 0);
+        if (r >= 0)
+                r = orion_bdev_flush(child, 0);
+        ctx_pool_free(e);
+        locks_done(e);
+        free(e);
+        if (r < 0)
+                return orion_error_set(err, -r, "encrypt: cannot write the initial sectors and tags of '%s'",
+                                       orion_bdev_name(child));
+        return 0;
 }
 
 static int encrypt_format(const struct orion_params *p, bool force, struct json_object *args,
@@ -650,6 +735,17 @@ static int encrypt_format(const struct orion_params *p, bool force, struct json_
         r = luks2_hdr_init(&hdr, f.md_size, f.ks_size, f.cipher, f.sector, f.key_bytes, f.label, err);
         if (r < 0)
                 goto out;
+        if (hdr.seg.integrity[0]) {
+                uint64_t n = aead_sectors_for(orion_bdev_size(child) - hdr.seg.offset, f.sector);
+                if (n == 0) {
+                        r = orion_error_set(err, ENOSPC, "encrypt: no room for data and tags on '%s'",
+                                            orion_bdev_name(child));
+                        goto out;
+                }
+                r = luks2_hdr_set_segment_size(&hdr, n * f.sector, err);
+                if (r < 0)
+                        goto out;
+        }
         /* A fixed KDF cost means "no benchmark" for the digest too (cryptsetup's minimum). */
         r = luks2_digest_create(vk, f.key_bytes, f.pp.hash ? f.pp.hash : "sha256", f.pp.iterations ? 1 : 125, &d,
                                 err);
@@ -673,6 +769,11 @@ static int encrypt_format(const struct orion_params *p, bool force, struct json_
         r = luks2_hdr_write(&io, &hdr, err);
         if (r < 0)
                 goto out;
+        if (hdr.seg.integrity[0]) {
+                r = aead_wipe(child, &hdr, vk, f.key_bytes, err);
+                if (r < 0)
+                        goto out;
+        }
         orion_info("encrypt: formatted '%s' as LUKS2 %s (%u-bit key, %u-byte sectors), UUID %s",
                    orion_bdev_name(child), f.cipher, f.key_bytes * 8, f.sector, hdr.uuid);
 out:
@@ -720,8 +821,10 @@ static const struct orion_param encrypt_params[] = {
         { .name = "allow-discards", .type = ORION_PARAM_BOOL, .def = "off",
           .help = "Pass discards to the child (reveals which blocks are unused)." },
         { .name = "cipher", .type = ORION_PARAM_STRING, .def = "aes-xts-plain64",
-          .help = "format: data cipher (aes, serpent, twofish or camellia in xts-plain64 mode)." },
-        { .name = "key-size", .type = ORION_PARAM_INT, .def = "512", .help = "format: volume key bits, 256 or 512." },
+          .help = "format: data cipher (aes, serpent, twofish or camellia in xts-plain64 mode; aes-gcm-random "
+                  "or chacha20-random: authenticated, per-sector tags)." },
+        { .name = "key-size", .type = ORION_PARAM_INT, .def = "512",
+          .help = "format: volume key bits, 256 or 512 (authenticated modes: 256)." },
         { .name = "sector-size", .type = ORION_PARAM_INT, .def = "4096",
           .help = "format: encryption sector (and block) size, 512 or 4096." },
         { .name = "pbkdf", .type = ORION_PARAM_ENUM, .def = "argon2id", .choices = "argon2id argon2i pbkdf2",
@@ -756,6 +859,7 @@ static const struct orion_bdev_ops encrypt_ops = {
         .close = encrypt_close,
 };
 
-ORION_PLUGIN(.name = "encrypt", .description = "LUKS2 full-disk encryption (AES-XTS), cryptsetup compatible",
+ORION_PLUGIN(.name = "encrypt",
+             .description = "LUKS2 full-disk encryption (AES-XTS; AES-GCM, ChaCha20-Poly1305), cryptsetup compatible",
              .params = encrypt_params, .instance_size = sizeof(struct encrypt), .ops = &encrypt_ops,
              .open = encrypt_open, .format = encrypt_format, .inspect = encrypt_inspect);

@@ -15,8 +15,19 @@ struct crypt_ctx {
         gcry_cipher_hd_t hd;
         uint8_t *bounce;
         size_t bounce_len;
+        uint8_t *tags;                    /* authenticated modes: tag blocks and nonces */
+        size_t tags_len;
         struct crypt_ctx *next;
 };
+
+/* Authenticated modes: per sector a 12-byte random nonce and a 16-byte tag, packed into
+ * 4096-byte tag blocks after the data (no tag straddles two blocks). */
+#define AEAD_NONCE_LEN 12
+#define AEAD_MAC_LEN 16
+#define AEAD_TAG_LEN (AEAD_NONCE_LEN + AEAD_MAC_LEN)
+#define AEAD_TAG_BLOCK 4096u
+#define AEAD_TAGS_PER_BLOCK (AEAD_TAG_BLOCK / AEAD_TAG_LEN) /* 146 */
+#define AEAD_LOCKS 64
 
 struct encrypt {
         struct orion_bdev *self;
@@ -31,6 +42,10 @@ struct encrypt {
         uint64_t data_offset;             /* bytes on the child */
         uint64_t iv_tweak;
         uint32_t sector_size;
+        bool aead;                        /* authenticated segment (aead.c) */
+        char integrity[16];               /* its "integrity" type: "aead" or "poly1305" */
+        uint64_t tag_offset;              /* bytes on the child: first tag block */
+        pthread_rwlock_t tag_locks[AEAD_LOCKS];
         bool allow_discards;
         unsigned split_ways;              /* shares a large request is cut into (usable CPUs) */
         atomic_uint inflight;             /* requests running in the node */
@@ -53,3 +68,12 @@ int encrypt_pbkdf_from_args(struct json_object *args, struct luks2_pbkdf_params 
 
 int encrypt_ctl(struct orion_bdev *b, const char *verb, struct json_object *args, struct json_object **ret_reply,
                 struct orion_error *err);
+
+/* aead.c */
+/* Sectors that fit in room bytes with their tag blocks; bytes of tag blocks for n sectors. */
+uint64_t aead_sectors_for(uint64_t room, uint32_t sector_size);
+uint64_t aead_tag_area_len(uint64_t sectors);
+/* One piece (at most the bounce buffer's size) of whole sectors. */
+int aead_read(struct encrypt *e, struct crypt_ctx *c, uint8_t *buf, size_t len, uint64_t off, uint32_t flags);
+int aead_write(struct encrypt *e, struct crypt_ctx *c, const uint8_t *src, size_t len, uint64_t off,
+               uint32_t flags);

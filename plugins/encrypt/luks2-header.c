@@ -363,7 +363,12 @@ int luks2_hdr_validate(struct luks2_hdr *hdr, struct orion_error *err) {
 
         if (!luks2_ju64s(cfg, "keyslots_size", &hdr->keyslots_size))
                 return orion_error_set(err, EINVAL, "config.keyslots_size missing");
-        if (mand && json_object_array_length(mand) > 0)
+        struct json_object *m0 = mand && json_object_array_length(mand) == 1 ? json_object_array_get_idx(mand, 0) : NULL;
+        bool ours = m0 && json_object_is_type(m0, json_type_string) &&
+                    strcmp(json_object_get_string(m0), LUKS2_AEAD_REQUIREMENT) == 0;
+        struct json_object *integ;
+
+        if (mand && json_object_array_length(mand) > 0 && !ours)
                 return orion_error_set(err, ENOTSUP, "the header has requirements Orion does not implement (%s)",
                                        json_object_to_json_string_ext(mand, JSON_C_TO_STRING_PLAIN));
         json_object_object_foreach(segs, key, val) {
@@ -375,8 +380,18 @@ int luks2_hdr_validate(struct luks2_hdr *hdr, struct orion_error *err) {
                 return orion_error_set(err, ENOTSUP, "%d data segments (only one is supported; reencryption?)", n);
         if (strcmp(luks2_jstr(seg, "type"), "crypt") != 0)
                 return orion_error_set(err, ENOTSUP, "segment type '%s' is not supported", luks2_jstr(seg, "type"));
-        if (luks2_jget(seg, "integrity", json_type_object))
-                return orion_error_set(err, ENOTSUP, "segments with integrity (authenticated encryption) are not supported");
+        integ = luks2_jget(seg, "integrity", json_type_object);
+        s->integrity[0] = '\0';
+        if (integ && !ours)
+                return orion_error_set(err, ENOTSUP, "segments with dm-integrity (cryptsetup's authenticated "
+                                       "encryption) are not supported");
+        if (ours) {
+                const char *t = luks2_jstr(integ, "type");
+                if (!t || strlen(t) >= sizeof(s->integrity))
+                        return orion_error_set(err, EINVAL, "requirement %s without a valid segment integrity",
+                                               LUKS2_AEAD_REQUIREMENT);
+                snprintf(s->integrity, sizeof(s->integrity), "%s", t);
+        }
         size = luks2_jstr(seg, "size");
         enc = luks2_jstr(seg, "encryption");
         if (!luks2_ju64s(seg, "offset", &s->offset) || !luks2_ju64s(seg, "iv_tweak", &s->iv_tweak) ||

@@ -27,10 +27,13 @@ int luks2_hdr_init(struct luks2_hdr *hdr, uint64_t hdr_size, uint64_t keyslots_s
         uint8_t u[16];
         int algo, r;
 
+        const char *integrity = crypt_aead_integrity(cipher);
+
         memset(hdr, 0, sizeof(*hdr));
-        if (crypt_cipher_parse(cipher, key_size, &algo) < 0)
+        if (integrity ? key_size != LUKS2_AEAD_KEY_LEN : crypt_cipher_parse(cipher, key_size, &algo) < 0)
                 return orion_error_set(err, EINVAL, "cipher '%s' with a %u-bit key is not supported "
-                                       "(aes, serpent, twofish or camellia in xts-plain64 mode)", cipher, key_size * 8);
+                                       "(aes, serpent, twofish or camellia in xts-plain64 mode; aes-gcm-random or "
+                                       "chacha20-random with a 256-bit key)", cipher, key_size * 8);
         if (label && strlen(label) >= LUKS2_LABEL_LEN)
                 return orion_error_set(err, EINVAL, "label longer than %d characters", LUKS2_LABEL_LEN - 1);
         hdr->hdr_size = hdr_size;
@@ -54,6 +57,13 @@ int luks2_hdr_init(struct luks2_hdr *hdr, uint64_t hdr_size, uint64_t keyslots_s
         json_object_object_add(seg, "iv_tweak", json_object_new_string("0"));
         json_object_object_add(seg, "encryption", json_object_new_string(cipher));
         json_object_object_add(seg, "sector_size", json_object_new_int((int) sector_size));
+        if (integrity) {
+                struct json_object *integ = json_object_new_object();
+                json_object_object_add(integ, "type", json_object_new_string(integrity));
+                json_object_object_add(integ, "journal_encryption", json_object_new_string("none"));
+                json_object_object_add(integ, "journal_integrity", json_object_new_string("none"));
+                json_object_object_add(seg, "integrity", integ);
+        }
         segs = json_object_new_object();
         json_object_object_add(segs, "0", seg);
         json_object_object_add(root, "segments", segs);
@@ -61,6 +71,12 @@ int luks2_hdr_init(struct luks2_hdr *hdr, uint64_t hdr_size, uint64_t keyslots_s
         cfg = json_object_new_object();
         json_object_object_add(cfg, "json_size", luks2_jstr_u64(hdr_size - LUKS2_HDR_BIN_LEN));
         json_object_object_add(cfg, "keyslots_size", luks2_jstr_u64(keyslots_size));
+        if (integrity) {
+                struct json_object *req = json_object_new_object(), *mand = json_object_new_array();
+                json_object_array_add(mand, json_object_new_string(LUKS2_AEAD_REQUIREMENT));
+                json_object_object_add(req, "mandatory", mand);
+                json_object_object_add(cfg, "requirements", req);
+        }
         json_object_object_add(root, "config", cfg);
         hdr->jobj = root;
         hdr->state[0] = hdr->state[1] = LUKS2_COPY_MISSING;
@@ -68,6 +84,15 @@ int luks2_hdr_init(struct luks2_hdr *hdr, uint64_t hdr_size, uint64_t keyslots_s
         if (r < 0)
                 luks2_hdr_done(hdr);
         return r;
+}
+
+int luks2_hdr_set_segment_size(struct luks2_hdr *hdr, uint64_t size, struct orion_error *err) {
+        struct json_object *segs = section(hdr, "segments"), *seg = luks2_jget(segs, hdr->seg.id, json_type_object);
+
+        if (!seg)
+                return orion_error_set(err, EINVAL, "no data segment");
+        json_object_object_add(seg, "size", luks2_jstr_u64(size));
+        return luks2_hdr_validate(hdr, err);
 }
 
 /* ---- Keyslots -------------------------------------------------------------------------------- */
@@ -416,6 +441,8 @@ struct json_object *luks2_hdr_dump(const struct luks2_hdr *hdr) {
                                                             : json_object_new_string("whole device"));
         json_object_object_add(seg, "cipher", json_object_new_string(hdr->seg.cipher));
         json_object_object_add(seg, "sector", json_object_new_int64(hdr->seg.sector_size));
+        if (hdr->seg.integrity[0])
+                json_object_object_add(seg, "integrity", json_object_new_string(hdr->seg.integrity));
         json_object_object_add(seg, "iv-tweak", json_object_new_uint64(hdr->seg.iv_tweak));
         json_object_object_add(segs, hdr->seg.id, seg);
         json_object_object_add(o, "segments", segs);

@@ -412,8 +412,11 @@ int luks2_area_wipe(const struct luks2_io *io, uint64_t off, uint64_t len) {
 int luks2_keyslot_create(const struct luks2_io *io, struct luks2_hdr *hdr, int id, const void *pass,
                          size_t pass_len, const uint8_t *vk, size_t vk_len,
                          const struct luks2_pbkdf_params *pp, struct orion_error *err) {
+        /* Authenticated segments keep their keyslots in aes-xts-plain64 with a 512-bit key,
+         * as cryptsetup does for integrity-protected volumes. */
+        bool aead = hdr->seg.integrity[0] != '\0';
         struct luks2_keyslot ks = { .id = id, .key_size = (uint32_t) vk_len, .priority = 1,
-                                    .stripes = LUKS2_STRIPES, .area_key_size = (uint32_t) vk_len };
+                                    .stripes = LUKS2_STRIPES, .area_key_size = aead ? 64 : (uint32_t) vk_len };
         const char *hash = pp->hash ? pp->hash : "sha256";
         size_t len = luks2_af_area_len(vk_len, LUKS2_STRIPES);
         uint8_t *kek = NULL, *buf = NULL;
@@ -425,7 +428,7 @@ int luks2_keyslot_create(const struct luks2_io *io, struct luks2_hdr *hdr, int i
         if (luks2_keyslot_exists(hdr, id))
                 return orion_error_set(err, EEXIST, "keyslot %d is in use", id);
         snprintf(ks.af_hash, sizeof(ks.af_hash), "%s", hash);
-        snprintf(ks.area_cipher, sizeof(ks.area_cipher), "%s", hdr->seg.cipher);
+        snprintf(ks.area_cipher, sizeof(ks.area_cipher), "%s", aead ? "aes-xts-plain64" : hdr->seg.cipher);
         ks.area_size = ALIGN_UP((uint64_t) len, (uint64_t) 4096);
         if (luks2_area_find(hdr, ks.area_size, &ks.area_offset) < 0)
                 return orion_error_set(err, ENOSPC, "no room left in the keyslots area");

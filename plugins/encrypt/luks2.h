@@ -29,6 +29,9 @@ struct json_object;
 #define LUKS2_LABEL_LEN 48
 #define LUKS2_UUID_LEN 40
 #define LUKS2_CSUM_ALG_LEN 32
+/* Mandatory requirement of segments in Orion's authenticated layout (see encrypt.h). */
+#define LUKS2_AEAD_REQUIREMENT "orion-aead-v1"
+#define LUKS2_AEAD_KEY_LEN 32
 
 /* Where the metadata lives: the child node, a header backup file, or memory (tests, fuzzing). */
 struct luks2_io {
@@ -56,6 +59,7 @@ struct luks2_segment {
         uint64_t iv_tweak;     /* added to the 512-byte sector number */
         uint32_t sector_size;  /* 512 .. 4096 */
         char cipher[64];       /* "aes-xts-plain64" */
+        char integrity[16];    /* authenticated modes: "aead" or "poly1305"; else "" */
 };
 
 struct luks2_hdr {
@@ -124,6 +128,12 @@ void *secure_alloc(size_t len);
 void *secure_free(void *p);
 /* "aes-xts-plain64" with a key of key_len bytes -> gcrypt algorithm (XTS mode). */
 int crypt_cipher_parse(const char *spec, size_t key_len, int *ret_algo);
+/* The integrity type of an authenticated cipher ("aes-gcm-random": "aead",
+ * "chacha20-random": "poly1305"), or NULL for any other name. */
+const char *crypt_aead_integrity(const char *cipher);
+/* Authenticated mode handle for (cipher, integrity) with a LUKS2_AEAD_KEY_LEN key. */
+int crypt_aead_open(const char *cipher, const char *integrity, const void *key, size_t key_len,
+                    gcry_cipher_hd_t *ret);
 /* Open a cipher handle (key in secure memory) for spec with key. */
 int crypt_cipher_open(const char *spec, const void *key, size_t key_len, gcry_cipher_hd_t *ret);
 /* En/decrypt len bytes of whole sectors. The IV of the first sector is iv (plain64,
@@ -150,6 +160,8 @@ void luks2_hdr_done(struct luks2_hdr *hdr);
 /* Fresh header for format (no keyslot yet). */
 int luks2_hdr_init(struct luks2_hdr *hdr, uint64_t hdr_size, uint64_t keyslots_size, const char *cipher,
                    uint32_t sector_size, uint32_t key_size, const char *label, struct orion_error *err);
+/* Give the data segment a fixed size (authenticated layout: the tag area follows it). */
+int luks2_hdr_set_segment_size(struct luks2_hdr *hdr, uint64_t size, struct orion_error *err);
 /* Bytes of metadata + keyslot areas (what a header backup holds). */
 uint64_t luks2_hdr_areas_size(const struct luks2_hdr *hdr);
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,7 @@ struct iscsi_req {
         struct scsi_iovec iov;
         unsigned retries;
         int result;
-        bool done;
+        sem_t done;                 /* posted once result is final: one wake-up for this caller */
         struct iscsi_req *next;
 };
 
@@ -45,11 +46,14 @@ struct iscsi_leaf {
         char *initiator;
         char *chap_user, *chap_secret; /* user= and secret-file= (override the URL's) */
         struct remote_state rs;
-        pthread_mutex_t qlock;      /* queue, and the done flag of every request */
-        pthread_cond_t qcond;       /* a request finished */
+        pthread_mutex_t qlock;      /* queue */
         struct iscsi_req *queue, **queue_tail;
         unsigned inflight;          /* I/O thread only */
         int efd;
+        bool polling;               /* the I/O thread may be asleep in poll: wake it with efd */
+        int req_timeout;            /* request-timeout, seconds (libiscsi's PDU timeout); 0 = none */
+        bool timed_out;             /* I/O thread: a command got no answer in time, drop the session */
+        atomic_uint_fast64_t hung;  /* sessions dropped for not answering */
         pthread_t thread;
         bool started;
         struct iscsi_context *ctx;  /* I/O thread only, after open */
@@ -79,6 +83,10 @@ static struct iscsi_context *session_connect(struct iscsi_leaf *l, char *errbuf,
         l->lun = u->lun;
         /* Orion owns reconnection (retry window, EIO, health): libiscsi must not retry forever. */
         iscsi_set_noautoreconnect(ctx, 1);
+        /* Every PDU, the login's too, fails with SCSI_STATUS_TIMEOUT when unanswered for this
+         * long (libiscsi checks in iscsi_service, which the I/O thread calls at least every
+         * second): a target that stops answering cannot hold requests or a reconnect forever. */
+        (void) iscsi_set_timeout(ctx, l->req_timeout);
         if (iscsi_set_targetname(ctx, u->target) < 0 || iscsi_set_session_type(ctx, ISCSI_SESSION_NORMAL) < 0 ||
             iscsi_set_header_digest(ctx, ISCSI_HEADER_DIGEST_NONE_CRC32C) < 0 ||
             (l->chap_user && iscsi_set_initiator_username_pwd(ctx, l->chap_user, l->chap_secret) < 0) ||
@@ -151,11 +159,8 @@ static void read_vpd(struct iscsi_leaf *l, struct iscsi_context *ctx, bool lbpme
 
 /* ---- Completion ------------------------------------------------------------------------------ */
 static void req_finish(struct iscsi_leaf *l, struct iscsi_req *q, int result) {
-        pthread_mutex_lock(&l->qlock);
         q->result = result;
-        q->done = true;
-        pthread_cond_broadcast(&l->qcond);
-        pthread_mutex_unlock(&l->qlock);
+        sem_post(&q->done);
 }
 
 /* Put a request back at the head of the queue: it is sent again on the next session. */
@@ -193,10 +198,13 @@ static void task_cb(struct iscsi_context *ctx, int status, void *command_data, v
         l->inflight--;
         if (status == SCSI_STATUS_GOOD)
                 r = 0;
-        else if (status == SCSI_STATUS_CANCELLED) {
-                /* the session went away: the target never answered, so it is sent again */
+        else if (status == SCSI_STATUS_CANCELLED || status == SCSI_STATUS_TIMEOUT) {
+                /* the session went away, or the target stopped answering (the I/O thread drops
+                 * the session): never answered, so it is sent again on the next session */
                 if (t)
                         scsi_free_scsi_task(t);
+                if (status == SCSI_STATUS_TIMEOUT)
+                        l->timed_out = true;
                 req_requeue(l, q);
                 return;
         } else if (status == SCSI_STATUS_CHECK_CONDITION && t) {
@@ -298,6 +306,7 @@ static void fail_queued(struct iscsi_leaf *l) {
 static void session_lost(struct iscsi_leaf *l, const char *why) {
         char reason[256];
 
+        l->timed_out = false;
         snprintf(reason, sizeof(reason), "%s", why);
         iscsi_destroy_context(l->ctx);
         l->ctx = NULL;
@@ -326,6 +335,19 @@ static bool session_reconnect(struct iscsi_leaf *l, unsigned attempt) {
         return false;
 }
 
+/* Announce that the I/O thread is about to sleep, so that callers queueing from now on wake
+ * it; a request queued before that is issued without sleeping. Callers queue under qlock and
+ * then read polling, so one of the two always sees the other. */
+static int poll_timeout(struct iscsi_leaf *l) {
+        bool queued;
+
+        __atomic_store_n(&l->polling, true, __ATOMIC_SEQ_CST);
+        WITH_LOCK(&l->qlock)
+                queued = l->queue != NULL;
+        /* 1 s lets libiscsi run its timers when nothing happens */
+        return queued && l->inflight < ISCSI_MAX_INFLIGHT ? 0 : 1000;
+}
+
 static void *io_thread(void *arg) {
         struct iscsi_leaf *l = arg;
         unsigned attempt = 0;
@@ -346,13 +368,23 @@ static void *io_thread(void *arg) {
                 issue_queued(l);
                 fds[0].fd = iscsi_get_fd(l->ctx);
                 fds[0].events = (short) iscsi_which_events(l->ctx);
-                if (poll(fds, 2, 1000) < 0 && errno != EINTR)
+                if (poll(fds, 2, poll_timeout(l)) < 0 && errno != EINTR) {
+                        __atomic_store_n(&l->polling, false, __ATOMIC_SEQ_CST);
                         continue;
+                }
+                __atomic_store_n(&l->polling, false, __ATOMIC_SEQ_CST);
                 if (fds[1].revents & POLLIN)
                         (void) read(l->efd, &junk, sizeof(junk)); /* only a wake-up */
                 /* revents 0 on a timeout still lets libiscsi run its timers */
                 if (iscsi_service(l->ctx, fds[0].revents) < 0 || fds[0].revents & (POLLHUP | POLLERR))
                         session_lost(l, iscsi_get_error(l->ctx));
+                else if (l->timed_out) {
+                        char why[64];
+
+                        snprintf(why, sizeof(why), "no reply within request-timeout (%d s)", l->req_timeout);
+                        atomic_fetch_add(&l->hung, 1);
+                        session_lost(l, why);
+                }
         }
         return NULL;
 }
@@ -366,15 +398,18 @@ static int run_req(struct iscsi_leaf *l, struct iscsi_req *q) {
                 return r == -ESHUTDOWN ? -EIO : r;
         q->leaf = l;
         q->next = NULL;
+        sem_init(&q->done, 0, 0);
         pthread_mutex_lock(&l->qlock);
         *l->queue_tail = q;
         l->queue_tail = &q->next;
         pthread_mutex_unlock(&l->qlock);
-        (void) write(l->efd, &one, sizeof(one));
-        pthread_mutex_lock(&l->qlock);
-        while (!q->done)
-                pthread_cond_wait(&l->qcond, &l->qlock);
-        pthread_mutex_unlock(&l->qlock);
+        /* An I/O thread that is awake issues the queue before it polls again (poll_timeout):
+         * a write to efd for every request would cost it a wake-up each. */
+        if (__atomic_load_n(&l->polling, __ATOMIC_SEQ_CST))
+                (void) write(l->efd, &one, sizeof(one));
+        while (sem_wait(&q->done) < 0 && errno == EINTR)
+                ;
+        sem_destroy(&q->done);
         return q->result;
 }
 
@@ -435,6 +470,7 @@ static void iscsi_stats_op(struct orion_bdev *b, struct json_object *sink) {
         struct iscsi_leaf *l = orion_bdev_priv(b);
 
         orion_stats_put(sink, "resent_after_disconnect", atomic_load(&l->resent));
+        orion_stats_put(sink, "dropped_unanswering", atomic_load(&l->hung));
         WITH_LOCK(&l->rs.lock) orion_stats_put(sink, "reconnects", l->rs.reconnects);
 }
 
@@ -467,7 +503,6 @@ static void iscsi_close_op(struct orion_bdev *b) {
         fail_queued(l);
         if (l->efd >= 0)
                 close(l->efd);
-        pthread_cond_destroy(&l->qcond);
         pthread_mutex_destroy(&l->qlock);
         remote_done(&l->rs);
         free(l->zero_block);
@@ -541,13 +576,12 @@ static int read_secret(struct iscsi_leaf *l, const char *path, struct orion_erro
 
 static int iscsi_open_op(struct orion_bdev *b, const struct orion_params *p, struct orion_error *err) {
         struct iscsi_leaf *l = orion_bdev_priv(b);
-        int64_t timeout = orion_param_int(p, "retry-timeout");
+        int64_t timeout = orion_param_int(p, "retry-timeout"), req_timeout = orion_param_int(p, "request-timeout");
         char msg[512];
         int r;
 
         l->efd = -1;
         pthread_mutex_init(&l->qlock, NULL);
-        pthread_cond_init(&l->qcond, NULL);
         l->queue_tail = &l->queue;
         remote_init(&l->rs, b, "iscsi", (uint64_t) MAX(timeout, 0) * 1000000000u);
         l->url = strdup(orion_param_str(p, "url"));
@@ -570,10 +604,11 @@ static int iscsi_open_op(struct orion_bdev *b, const struct orion_params *p, str
                 if (r < 0)
                         goto fail;
         }
-        if (timeout < 0) {
-                r = orion_error_set(err, EINVAL, "iscsi: retry-timeout cannot be negative");
+        if (timeout < 0 || req_timeout < 0 || req_timeout > 86400) {
+                r = orion_error_set(err, EINVAL, "iscsi: retry-timeout must be >= 0, request-timeout 0..86400");
                 goto fail;
         }
+        l->req_timeout = (int) req_timeout;
         l->ctx = session_connect(l, msg, sizeof(msg));
         if (!l->ctx) {
                 r = orion_error_set(err, EIO, "%s: %s", l->what, msg);
@@ -606,6 +641,9 @@ static const struct orion_param iscsi_params[] = {
           .help = "Initiator IQN presented to the target." },
         { .name = "retry-timeout", .type = ORION_PARAM_INT, .def = "60",
           .help = "Seconds requests wait for a lost target to come back; then they fail with EIO." },
+        { .name = "request-timeout", .type = ORION_PARAM_INT, .def = "60",
+          .help = "Seconds a command (or a login) may stay unanswered before the session counts as lost: "
+                  "reconnect and resend. 0 = wait forever." },
         { .name = "user", .type = ORION_PARAM_STRING, .optional = true,
           .help = "CHAP user name (with secret-file=; instead of user%secret in the URL)." },
         { .name = "secret-file", .type = ORION_PARAM_PATH, .optional = true,

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,9 @@ struct nbd_conn {
         int efd;                 /* eventfd: wakes the I/O thread after a command was queued */
         pthread_t thread;
         bool started;
+        bool sr;                 /* structured replies (block status); see nbd_connect_one */
+        atomic_uint inflight;    /* commands issued on h and not yet freed by libnbd */
+        _Atomic uint64_t progress_ns; /* last reply, or the issue that made inflight non-zero */
 };
 
 struct nbd_leaf {
@@ -42,15 +46,18 @@ struct nbd_leaf {
         uint64_t size;
         bool can_flush, can_fua, can_trim, can_zero, can_fast_zero, can_bs, readonly;
         atomic_uint_fast64_t retried; /* commands re-issued after a connection loss */
+        atomic_uint_fast64_t hung;    /* connections dropped for not answering */
+        uint64_t req_timeout_ns;      /* request-timeout: 0 = wait forever */
 };
 
-/* One command in flight: the caller waits on it until libnbd frees the completion closure. */
+/* One command in flight: the caller waits on it until libnbd frees the completion closure.
+ * A semaphore, not a mutex and condition: the thread that completes the command wakes the
+ * caller with one futex call and the caller never contends for a lock on waking. */
 struct nbd_wait {
-        pthread_mutex_t m;
-        pthread_cond_t c;
+        sem_t freed;             /* posted when libnbd will not touch this again */
         bool completed;          /* completion callback ran */
-        bool freed;              /* libnbd will not touch this again */
         int err;                 /* errno from the completion callback */
+        struct nbd_conn *conn;   /* where it was issued */
         /* block status */
         struct orion_extents *ext;
         uint64_t ext_next;       /* next offset expected (extents must be contiguous) */
@@ -59,7 +66,10 @@ struct nbd_wait {
 };
 
 /* ---- Connecting ------------------------------------------------------------------------------ */
-static struct nbd_handle *nbd_connect_one(struct nbd_leaf *l, char *errbuf, size_t errlen) {
+/* sr: ask for structured replies, which block status needs. Without them a reply is one
+ * header and the data, which libnbd reads with two recv calls instead of four: connections
+ * other than the first do without when there are several. */
+static struct nbd_handle *nbd_connect_one(struct nbd_leaf *l, bool sr, char *errbuf, size_t errlen) {
         const struct orion_params *p = l->p;
         struct nbd_handle *h = nbd_create();
         const char *s;
@@ -68,7 +78,10 @@ static struct nbd_handle *nbd_connect_one(struct nbd_leaf *l, char *errbuf, size
                 snprintf(errbuf, errlen, "%s", nbd_get_error());
                 return NULL;
         }
-        (void) nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION);
+        if (sr)
+                (void) nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION);
+        else if (nbd_set_request_structured_replies(h, false) < 0)
+                goto fail;
         if ((s = orion_param_str(p, "tls-certificates")) && nbd_set_tls_certificates(h, s) < 0)
                 goto fail;
         if ((s = orion_param_str(p, "tls-psk-file")) && nbd_set_tls_psk_file(h, s) < 0)
@@ -77,11 +90,28 @@ static struct nbd_handle *nbd_connect_one(struct nbd_leaf *l, char *errbuf, size
                 goto fail;
         if (nbd_set_tls_verify_peer(h, orion_param_bool(p, "tls-verify-peer")) < 0)
                 goto fail;
-        if (nbd_connect_uri(h, l->uri) < 0)
+        if (l->req_timeout_ns == 0) {
+                if (nbd_connect_uri(h, l->uri) < 0)
+                        goto fail;
+                return h;
+        }
+        if (nbd_aio_connect_uri(h, l->uri) < 0)
                 goto fail;
-        return h;
+        /* A server that accepts and then stays silent must not hold this thread (and the
+         * node's open or close) forever: the handshake gets request-timeout too. */
+        for (uint64_t deadline = remote_now_ns() + l->req_timeout_ns; nbd_aio_is_connecting(h);) {
+                if (remote_now_ns() >= deadline || __atomic_load_n(&l->rs.stopping, __ATOMIC_ACQUIRE)) {
+                        snprintf(errbuf, errlen, "no answer to the handshake within request-timeout");
+                        nbd_close(h);
+                        return NULL;
+                }
+                if (nbd_poll(h, 100) < 0)
+                        goto fail;
+        }
+        if (nbd_aio_is_ready(h))
+                return h;
 fail:
-        snprintf(errbuf, errlen, "%s", nbd_get_error());
+        snprintf(errbuf, errlen, "%s", nbd_get_error() ? nbd_get_error() : "connection closed");
         nbd_close(h);
         return NULL;
 }
@@ -108,40 +138,54 @@ static void conn_set_handle(struct nbd_conn *c, struct nbd_handle *h) {
         pthread_rwlock_unlock(&c->hlock);
 }
 
-/* Poll the socket once; returns false when the connection is dead. */
-static bool conn_poll(struct nbd_conn *c, struct nbd_handle *h) {
+/* A command has waited longer than request-timeout while no reply came at all. */
+static bool conn_hung(struct nbd_conn *c) {
+        uint64_t t = c->leaf->req_timeout_ns;
+
+        return t > 0 && atomic_load(&c->inflight) > 0 && remote_now_ns() - atomic_load(&c->progress_ns) > t;
+}
+
+/* Poll the socket once: 0, -1 when the connection is dead, -2 when the server stopped
+ * answering. Callers issue commands on the same handle and every libnbd call takes its lock,
+ * so this loop makes two per round (direction, notify) and polls the fd it was given rather
+ * than asking libnbd again. */
+static int conn_poll(struct nbd_conn *c, struct nbd_handle *h, int fd) {
         unsigned dir = nbd_aio_get_direction(h);
         struct pollfd fds[2] = {
-                { .fd = nbd_aio_get_fd(h), .events = 0 },
+                { .fd = fd, .events = 0 },
                 { .fd = c->efd, .events = POLLIN },
         };
+        uint64_t t = c->leaf->req_timeout_ns;
+        int ms = t ? (int) MIN(t / 2000000u + 1, (uint64_t) 1000) : -1;
         uint64_t junk;
+        int n;
 
-        if (fds[0].fd < 0)
-                return false;
+        if (dir == 0 && (nbd_aio_is_dead(h) || nbd_aio_is_closed(h)))
+                return -1;
         if (dir & LIBNBD_AIO_DIRECTION_READ)
                 fds[0].events |= POLLIN;
         if (dir & LIBNBD_AIO_DIRECTION_WRITE)
                 fds[0].events |= POLLOUT;
-        if (poll(fds, 2, -1) < 0)
-                return errno == EINTR;
+        n = poll(fds, 2, ms);
+        if (n < 0)
+                return errno == EINTR ? 0 : -1;
         if (fds[1].revents & POLLIN)
                 (void) read(c->efd, &junk, sizeof(junk)); /* only a wake-up */
-        if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-                if (nbd_aio_notify_read(h) < 0)
-                        return false;
-        } else if (fds[0].revents & POLLOUT) {
-                if (nbd_aio_notify_write(h) < 0)
-                        return false;
-        }
-        return !nbd_aio_is_dead(h) && !nbd_aio_is_closed(h);
+        /* A dead handle fails the notify calls; a closed one shows as direction 0 next round. */
+        if (fds[0].revents & (POLLIN | POLLHUP | POLLERR))
+                return nbd_aio_notify_read(h) == 0 ? 0 : -1;
+        if (fds[0].revents & POLLOUT)
+                return nbd_aio_notify_write(h) == 0 ? 0 : -1;
+        return conn_hung(c) ? -2 : 0;
 }
 
 static void *conn_thread(void *arg) {
         struct nbd_conn *c = arg;
         struct nbd_leaf *l = c->leaf;
         unsigned attempt = 0;
+        int fd = -1; /* of c->h */
         char err[256];
+        int r;
 
         for (;;) {
                 struct nbd_handle *h = c->h; /* only this thread changes c->h */
@@ -151,7 +195,7 @@ static void *conn_thread(void *arg) {
                 if (!h) {
                         if (!remote_sleep(&l->rs, remote_backoff_ns(attempt++)))
                                 break;
-                        h = nbd_connect_one(l, err, sizeof(err));
+                        h = nbd_connect_one(l, c->sr, err, sizeof(err));
                         if (h && !same_export(l, h, err, sizeof(err))) {
                                 nbd_close(h);
                                 h = NULL;
@@ -165,9 +209,18 @@ static void *conn_thread(void *arg) {
                         remote_conn_up(&l->rs, true);
                         continue;
                 }
-                if (conn_poll(c, h))
+                if (fd < 0)
+                        fd = nbd_aio_get_fd(h);
+                r = fd >= 0 ? conn_poll(c, h, fd) : -1;
+                if (r == 0)
                         continue;
-                snprintf(err, sizeof(err), "%s", nbd_get_error() ? nbd_get_error() : "connection closed");
+                fd = -1;
+                if (r == -2) {
+                        snprintf(err, sizeof(err), "no reply within request-timeout (%" PRIu64 " s)",
+                                 l->req_timeout_ns / 1000000000u);
+                        atomic_fetch_add(&l->hung, 1);
+                } else
+                        snprintf(err, sizeof(err), "%s", nbd_get_error() ? nbd_get_error() : "connection closed");
                 conn_set_handle(c, NULL);
                 nbd_close(h); /* retires every command: their waiters wake and retry */
                 remote_conn_down(&l->rs, err);
@@ -181,16 +234,15 @@ static int wait_completion_cb(void *ud, int *error) {
 
         w->err = *error;
         w->completed = true;
+        atomic_store(&w->conn->progress_ns, remote_now_ns());
         return 1; /* retire */
 }
 
 static void wait_free_cb(void *ud) {
         struct nbd_wait *w = ud;
 
-        pthread_mutex_lock(&w->m);
-        w->freed = true;
-        pthread_cond_signal(&w->c);
-        pthread_mutex_unlock(&w->m);
+        atomic_fetch_sub(&w->conn->inflight, 1);
+        sem_post(&w->freed); /* w may be gone after this */
 }
 
 static int extent_cb(void *ud, const char *metacontext, uint64_t offset, uint32_t *entries, size_t n, int *error) {
@@ -249,8 +301,9 @@ static int64_t start_cmd(struct nbd_handle *h, enum nbd_cmd cmd, void *buf, uint
         return -1;
 }
 
-/* Issue on one live connection and wait. Returns 0, -errno from the server, or 1 when the
- * connection failed under the command (the caller retries it elsewhere or later). */
+/* Issue on one live connection and wait. Returns 0, -errno from the server, 1 when the
+ * connection failed under the command (the caller retries it elsewhere or later), or 2 for
+ * block status when no connection with structured replies is up. */
 static int issue_once(struct nbd_leaf *l, enum nbd_cmd cmd, void *buf, uint64_t len, uint64_t off, uint32_t flags,
                       struct nbd_wait *w) {
         unsigned start = atomic_fetch_add(&l->rr, 1);
@@ -264,15 +317,18 @@ static int issue_once(struct nbd_leaf *l, enum nbd_cmd cmd, void *buf, uint64_t 
                 struct nbd_conn *k = &l->conns[(start + i) % l->nconns];
 
                 pthread_rwlock_rdlock(&k->hlock);
-                if (k->h)
+                if (k->h && (cmd != CMD_BLOCK_STATUS || k->sr))
                         c = k; /* keep the read lock: the handle cannot be closed under us */
                 else
                         pthread_rwlock_unlock(&k->hlock);
         }
         if (!c)
-                return 1;
-        w->completed = w->freed = false;
+                return cmd == CMD_BLOCK_STATUS ? 2 : 1;
+        w->completed = false;
         w->err = 0;
+        w->conn = c;
+        if (atomic_fetch_add(&c->inflight, 1) == 0)
+                atomic_store(&c->progress_ns, remote_now_ns()); /* the clock starts for an idle connection */
         cookie = start_cmd(c->h, cmd, buf, len, off, flags, w);
         if (cookie < 0) {
                 /* libnbd says EINVAL both for bad arguments and for a dead handle */
@@ -288,10 +344,9 @@ static int issue_once(struct nbd_leaf *l, enum nbd_cmd cmd, void *buf, uint64_t 
         if (wake)
                 (void) write(c->efd, &one, sizeof(one));
 
-        pthread_mutex_lock(&w->m);
-        while (!w->freed)
-                pthread_cond_wait(&w->c, &w->m);
-        pthread_mutex_unlock(&w->m);
+        /* libnbd calls the free callback exactly once, also when the command did not start */
+        while (sem_wait(&w->freed) < 0 && errno == EINTR)
+                ;
         if (cookie < 0)
                 return e == 0 || conn_error(e) ? 1 : -e;
         if (!w->completed)
@@ -306,8 +361,7 @@ static int nbd_cmd_run(struct nbd_leaf *l, enum nbd_cmd cmd, void *buf, uint64_t
         struct nbd_wait w = { .ext = ext, .ext_next = off, .ext_end = off + len };
         int r;
 
-        pthread_mutex_init(&w.m, NULL);
-        pthread_cond_init(&w.c, NULL);
+        sem_init(&w.freed, 0, 0);
         for (;;) {
                 r = remote_wait_up(&l->rs);
                 if (r < 0)
@@ -322,6 +376,12 @@ static int nbd_cmd_run(struct nbd_leaf *l, enum nbd_cmd cmd, void *buf, uint64_t
                         }
                 }
                 r = issue_once(l, cmd, buf, len, off, flags, &w);
+                if (r == 2) {
+                        /* only the block-status connection is down: "all data" is always true */
+                        r = orion_extents_add(ext, off, len, 0);
+                        r = r == -E2BIG ? 0 : r;
+                        break;
+                }
                 if (r <= 0)
                         break;
                 /* The connection died under the command: nothing was acknowledged, so it is
@@ -329,8 +389,7 @@ static int nbd_cmd_run(struct nbd_leaf *l, enum nbd_cmd cmd, void *buf, uint64_t
                 atomic_fetch_add(&l->retried, 1);
                 (void) remote_sleep(&l->rs, 10000000u);
         }
-        pthread_cond_destroy(&w.c);
-        pthread_mutex_destroy(&w.m);
+        sem_destroy(&w.freed);
         return r == -ESHUTDOWN ? -EIO : r;
 }
 
@@ -384,6 +443,7 @@ static void nbd_stats_op(struct orion_bdev *b, struct json_object *sink) {
         struct nbd_leaf *l = orion_bdev_priv(b);
 
         orion_stats_put(sink, "retried_after_disconnect", atomic_load(&l->retried));
+        orion_stats_put(sink, "dropped_unanswering", atomic_load(&l->hung));
         WITH_LOCK(&l->rs.lock) orion_stats_put(sink, "reconnects", l->rs.reconnects);
 }
 
@@ -501,6 +561,7 @@ static int start_conn(struct nbd_leaf *l, struct nbd_conn *c, struct nbd_handle 
 static int nbd_open_op(struct orion_bdev *b, const struct orion_params *p, struct orion_error *err) {
         struct nbd_leaf *l = orion_bdev_priv(b);
         int64_t want = orion_param_int(p, "connections"), timeout = orion_param_int(p, "retry-timeout");
+        int64_t req_timeout = orion_param_int(p, "request-timeout");
         struct nbd_handle *first;
         char msg[256];
         int r;
@@ -518,12 +579,14 @@ static int nbd_open_op(struct orion_bdev *b, const struct orion_params *p, struc
                 goto fail;
         }
         l->rs.what = l->what;
-        if (want < 1 || want > NBD_MAX_CONNS || timeout < 0) {
-                r = orion_error_set(err, EINVAL, "nbd: connections must be 1..%d and retry-timeout >= 0",
+        if (want < 1 || want > NBD_MAX_CONNS || timeout < 0 || req_timeout < 0 || req_timeout > 86400) {
+                r = orion_error_set(err, EINVAL,
+                                    "nbd: connections must be 1..%d, retry-timeout >= 0, request-timeout 0..86400",
                                     NBD_MAX_CONNS);
                 goto fail;
         }
-        first = nbd_connect_one(l, msg, sizeof(msg));
+        l->req_timeout_ns = (uint64_t) req_timeout * 1000000000u;
+        first = nbd_connect_one(l, true, msg, sizeof(msg));
         if (!first) {
                 r = orion_error_set(err, EIO, "%s: cannot connect: %s", l->what, msg);
                 goto fail;
@@ -537,8 +600,9 @@ static int nbd_open_op(struct orion_bdev *b, const struct orion_params *p, struc
         }
         read_caps(b, l, first);
         for (unsigned i = 0; i < l->nconns; i++) {
-                struct nbd_handle *h = i == 0 ? first : nbd_connect_one(l, msg, sizeof(msg));
+                struct nbd_handle *h = i == 0 ? first : nbd_connect_one(l, false, msg, sizeof(msg));
 
+                l->conns[i].sr = i == 0;
                 l->conns[i].efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
                 if (!h || l->conns[i].efd < 0) {
                         if (h)
@@ -568,6 +632,9 @@ static const struct orion_param nbd_params[] = {
           .help = "Connections to open when the server advertises multi-conn (else one)." },
         { .name = "retry-timeout", .type = ORION_PARAM_INT, .def = "60",
           .help = "Seconds requests wait for a lost server to come back; then they fail with EIO." },
+        { .name = "request-timeout", .type = ORION_PARAM_INT, .def = "60",
+          .help = "Seconds a connection may leave requests unanswered (or a handshake unfinished) before "
+                  "it counts as lost: reconnect and resend. 0 = wait forever." },
         { .name = "tls-certificates", .type = ORION_PARAM_PATH, .optional = true,
           .help = "Directory with the X.509 client certificates (ca-cert.pem, client-cert.pem, client-key.pem)." },
         { .name = "tls-psk-file", .type = ORION_PARAM_PATH, .optional = true,

@@ -38,7 +38,7 @@ void remote_conn_up(struct remote_state *rs, bool reconnect) {
 
         WITH_LOCK(&rs->lock) {
                 recovered = rs->up == 0 && rs->down_since != 0;
-                rs->up++;
+                __atomic_store_n(&rs->up, rs->up + 1, __ATOMIC_RELEASE);
                 if (rs->up == 1) {
                         rs->down_since = 0;
                         rs->gave_up = false;
@@ -58,7 +58,7 @@ void remote_conn_down(struct remote_state *rs, const char *reason) {
 
         WITH_LOCK(&rs->lock) {
                 if (rs->up > 0)
-                        rs->up--;
+                        __atomic_store_n(&rs->up, rs->up - 1, __ATOMIC_RELEASE);
                 rs->generation++;
                 last = rs->up == 0 && !rs->stopping;
                 if (last && rs->down_since == 0)
@@ -80,6 +80,10 @@ static void give_up_locked(struct remote_state *rs) {
 }
 
 int remote_wait_up(struct remote_state *rs) {
+        /* Fast path without the lock, which every request would otherwise take: a connection
+         * is up and the leaf is not closing. */
+        if (__atomic_load_n(&rs->up, __ATOMIC_ACQUIRE) > 0 && !__atomic_load_n(&rs->stopping, __ATOMIC_ACQUIRE))
+                return 0;
         LOCK_GUARD(&rs->lock);
 
         for (;;) {

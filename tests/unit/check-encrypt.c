@@ -254,6 +254,136 @@ START_TEST(test_ctl_verbs) {
 }
 END_TEST
 
+/* Authenticated modes: round trips, every sector sealed at format, tampering with data or
+ * tags, or moving a sector with its tag, fails the read with -EILSEQ (and only reads that
+ * touch that sector); a rewrite heals it. Layout: tags of 28 bytes (nonce, MAC), 146 per
+ * 4096-byte block, after the data segment. */
+static uint64_t tag_pos(uint64_t tag_off, uint64_t sector) {
+        return tag_off + sector / 146 * 4096 + sector % 146 * 28;
+}
+
+static void flip(struct orion_bdev *mem, uint64_t pos) {
+        uint8_t blk[512];
+        uint64_t base = pos & ~511ull;
+        ck_assert_int_eq(orion_bdev_pread(mem, blk, 512, base, 0), 0);
+        blk[pos - base] ^= 0x01;
+        ck_assert_int_eq(orion_bdev_pwrite(mem, blk, 512, base, 0), 0);
+}
+
+START_TEST(test_aead) {
+        static const char *const ciphers[] = { "aes-gcm-random", "chacha20-random", "aes-gcm-random" };
+        static const char *const sectors[] = { "4096", "512", "512" };
+        const uint32_t ss = (uint32_t) strtoul(sectors[_i], NULL, 10);
+        const struct orion_plugin *t = registry_find("encrypt", NULL);
+        struct orion_error err = { 0 };
+        struct orion_bdev *mem = graph_node_find("mem"), *vol, *b = NULL;
+        struct json_object *kv, *st;
+        struct orion_params *p;
+        static uint8_t w[65536], r[65536];
+        uint64_t size, tag_off, big = (3u << 19) + 8192;
+        uint8_t *bw = malloc(big), *br = malloc(big);
+
+        kv = t_params("child", "mem", "key-file", g_key1, "sector-size", sectors[_i], "cipher", ciphers[_i], "pbkdf",
+                      "pbkdf2", "pbkdf-force-iterations", "1000", NULL);
+        p = params_new(t, kv, &err);
+        json_object_put(kv);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_msg(t->format(p, true, NULL, &err) == 0, "%s", err.msg);
+        params_free(p);
+        vol = open_vol(g_key1);
+        size = orion_bdev_size(vol);
+        tag_off = (16u << 20) + size;
+        /* Data plus tags fill the 8 MiB after the metadata, and no more. */
+        ck_assert_uint_eq(size % ss, 0);
+        ck_assert_uint_le(tag_off + (size / ss + 145) / 146 * 4096, 24u << 20);
+        ck_assert_uint_gt(tag_off + (size / ss + 145) / 146 * 4096 + ss + 4096, 24u << 20);
+        st = json_object_new_object();
+        graph_node_info(vol, st, false);
+        ck_assert_ptr_nonnull(strstr(json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN),
+                                     _i == 1 ? "\"integrity\":\"poly1305\"" : "\"integrity\":\"aead\""));
+        json_object_put(st);
+        /* Sealed zeros from format. */
+        ck_assert_int_eq(orion_bdev_pread(vol, r, sizeof(r), size - sizeof(r), 0), 0);
+        ck_assert(t_is_zero(r, sizeof(r)));
+        t_pattern(w, sizeof(w), 0, 11);
+        ck_assert_int_eq(orion_bdev_pwrite(vol, w, sizeof(w), 1 << 20, 0), 0);
+        ck_assert_int_eq(orion_bdev_pread(vol, r, sizeof(r), 1 << 20, 0), 0);
+        ck_assert_mem_eq(w, r, sizeof(r));
+        ck_assert_int_eq(orion_bdev_pread(mem, r, sizeof(r), (16u << 20) + (1u << 20), 0), 0);
+        ck_assert(memmem(r, sizeof(r), w, 64) == NULL);
+        /* Large requests (split across CPUs), read back sector by sector. */
+        t_pattern(bw, big, 2u << 20, 5);
+        ck_assert_int_eq(orion_bdev_pwrite(vol, bw, big, 2u << 20, 0), 0);
+        for (size_t o = 0; o < big; o += ss)
+                ck_assert_int_eq(orion_bdev_pread(vol, br + o, ss, (2u << 20) + o, 0), 0);
+        ck_assert_mem_eq(bw, br, big);
+        ck_assert_int_eq(orion_bdev_pread(vol, br, big, 2u << 20, 0), 0);
+        ck_assert_mem_eq(bw, br, big);
+
+        /* One flipped ciphertext bit: that sector fails, its neighbours do not. */
+        uint64_t x = ((1u << 20) + 2 * ss) / ss;
+        flip(mem, (16u << 20) + x * ss + 7);
+        ck_assert_int_eq(orion_bdev_pread(vol, r, ss, x * ss, 0), -EILSEQ);
+        ck_assert_int_eq(orion_bdev_pread(vol, r, sizeof(r), 1 << 20, 0), -EILSEQ);
+        ck_assert(t_is_zero(r, sizeof(r))); /* no unauthenticated plaintext handed out */
+        ck_assert_int_eq(orion_bdev_pread(vol, r, ss, (x - 1) * ss, 0), 0);
+        ck_assert_mem_eq(r, w + ss, ss);
+        ck_assert_int_eq(orion_bdev_pread(vol, r, ss, (x + 1) * ss, 0), 0);
+        ck_assert_mem_eq(r, w + 3 * ss, ss);
+        flip(mem, (16u << 20) + x * ss + 7);
+        ck_assert_int_eq(orion_bdev_pread(vol, r, ss, x * ss, 0), 0);
+        ck_assert_mem_eq(r, w + 2 * ss, ss);
+        /* A flipped bit in the nonce or in the MAC. */
+        flip(mem, tag_pos(tag_off, x) + 3);
+        ck_assert_int_eq(orion_bdev_pread(vol, r, ss, x * ss, 0), -EILSEQ);
+        flip(mem, tag_pos(tag_off, x) + 3);
+        flip(mem, tag_pos(tag_off, x) + 20);
+        ck_assert_int_eq(orion_bdev_pread(vol, r, ss, x * ss, 0), -EILSEQ);
+        /* A rewrite seals it again. */
+        ck_assert_int_eq(orion_bdev_pwrite(vol, w, ss, x * ss, 0), 0);
+        ck_assert_int_eq(orion_bdev_pread(vol, r, ss, x * ss, 0), 0);
+        ck_assert_mem_eq(r, w, ss);
+        /* Sector x+1 with its tag copied over sector x: authentic, but not there. */
+        {
+                uint8_t *sec = malloc(ss), tag[28], blk[4096];
+                uint64_t tp = tag_pos(tag_off, x + 1), tx = tag_pos(tag_off, x);
+                ck_assert_int_eq(orion_bdev_pread(mem, sec, ss, (16u << 20) + (x + 1) * ss, 0), 0);
+                ck_assert_int_eq(orion_bdev_pread(mem, blk, 4096, tp & ~4095ull, 0), 0);
+                memcpy(tag, blk + (tp & 4095), 28);
+                ck_assert_int_eq(orion_bdev_pread(mem, blk, 4096, tx & ~4095ull, 0), 0);
+                memcpy(blk + (tx & 4095), tag, 28);
+                ck_assert_int_eq(orion_bdev_pwrite(mem, blk, 4096, tx & ~4095ull, 0), 0);
+                ck_assert_int_eq(orion_bdev_pwrite(mem, sec, ss, (16u << 20) + x * ss, 0), 0);
+                ck_assert_int_eq(orion_bdev_pread(vol, r, ss, x * ss, 0), -EILSEQ);
+                free(sec);
+        }
+        /* write-zeroes seals zeros; discard is refused (it would drop tags); unaligned I/O. */
+        ck_assert_int_eq(orion_bdev_write_zeroes(vol, big - ss, (2u << 20) + ss, 0), 0);
+        ck_assert_int_eq(orion_bdev_pread(vol, br, big, 2u << 20, 0), 0);
+        ck_assert_mem_eq(br, bw, ss);
+        ck_assert(t_is_zero(br + ss, big - ss));
+        ck_assert_int_eq(orion_bdev_write_zeroes(vol, ss, x * ss, 0), 0);
+        ck_assert_int_eq(orion_bdev_pread(vol, r, ss, x * ss, 0), 0);
+        ck_assert(t_is_zero(r, ss));
+        ck_assert_int_lt(orion_bdev_discard(vol, ss, 0, 0), 0);
+        ck_assert_int_eq(orion_bdev_pwrite(vol, "hello", 5, 100, 0), 0);
+        ck_assert_int_eq(orion_bdev_pread(vol, r, 5, 100, 0), 0);
+        ck_assert_mem_eq(r, "hello", 5);
+        t_node_remove("vol");
+        /* Reopen; a wrong passphrase touches nothing. */
+        ck_assert_int_eq(t_node_add_err("vol", "encrypt", t_params("child", "mem", "key-file", g_key2, NULL), &b, &err),
+                         -EPERM);
+        vol = open_vol(g_key1);
+        ck_assert_int_eq(orion_bdev_pread(vol, r, sizeof(r), 1 << 20, 0), 0);
+        ck_assert_mem_eq(r + ss, w + ss, ss);
+        ck_assert_int_eq(orion_bdev_pread(vol, br, ss, 2u << 20, 0), 0);
+        ck_assert_mem_eq(br, bw, ss);
+        t_node_remove("vol");
+        free(bw);
+        free(br);
+}
+END_TEST
+
 /* A damaged primary header is repaired from the secondary after a successful unlock. */
 START_TEST(test_repair) {
         struct orion_error err = { 0 };
@@ -344,6 +474,7 @@ int main(void) {
         tcase_add_test(tc, test_ctl_verbs);
         tcase_add_test(tc, test_repair);
         tcase_add_test(tc, test_sandwich);
+        tcase_add_loop_test(tc, test_aead, 0, 3);
         suite_add_tcase(s, tc);
         return t_run(s);
 }

@@ -62,7 +62,7 @@ START_TEST(pdu_framing) {
 
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
         /* a round trip with digests and padding */
-        ck_assert_int_eq(pdu_send(sv[0], bhs, "abcde", 5, true, true), 0);
+        ck_assert_int_eq(pdu_send(sv[0], bhs, "abcde", 5, true, true, false), 0);
         ck_assert_int_eq(pdu_recv(sv[1], &p, &lim, &bad), 0);
         ck_assert(!bad);
         ck_assert_uint_eq(p.data_len, 5);
@@ -102,6 +102,54 @@ START_TEST(pdu_framing) {
 }
 END_TEST
 
+/* The buffered reader: several PDUs from one recv, a PDU split across refills, a data
+ * segment larger than the buffer read around it, and has_pdu exact at the boundaries. */
+START_TEST(pdu_reader_buffering) {
+        int sv[2];
+        struct iscsi_pdu p;
+        bool bad;
+        uint8_t bhs[BHS_LEN] = { 0x01, 0x80 }, buf[128], big[300];
+        struct pdu_limits lim = { .header_digest = true, .max_recv_dsl = 4096 };
+        struct pdu_reader rd;
+
+        for (size_t i = 0; i < sizeof(big); i++)
+                big[i] = (uint8_t) i;
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        pdu_reader_init(&rd, sv[1], buf, sizeof(buf));
+        ck_assert(!pdu_reader_has_pdu(&rd, &lim));
+        ck_assert_int_eq(pdu_send(sv[0], bhs, "ab", 2, true, false, true), 0);
+        ck_assert_int_eq(pdu_send(sv[0], bhs, big, sizeof(big), true, false, true), 0);
+        ck_assert_int_eq(pdu_send(sv[0], bhs, NULL, 0, true, false, false), 0);
+        ck_assert_int_eq(pdu_read(&rd, &p, &lim, &bad), 0);
+        ck_assert_uint_eq(p.data_len, 2);
+        ck_assert_mem_eq(p.data, "ab", 2);
+        pdu_clear(&p);
+        /* 128 bytes were taken in: the rest of the second PDU is not buffered yet */
+        ck_assert(pdu_reader_has_bytes(&rd));
+        ck_assert(!pdu_reader_has_pdu(&rd, &lim));
+        ck_assert_int_eq(pdu_read(&rd, &p, &lim, &bad), 0);
+        ck_assert_uint_eq(p.data_len, sizeof(big));
+        ck_assert_mem_eq(p.data, big, sizeof(big));
+        pdu_clear(&p);
+        ck_assert_int_eq(pdu_read(&rd, &p, &lim, &bad), 0);
+        ck_assert_uint_eq(p.data_len, 0);
+        ck_assert(!pdu_reader_has_bytes(&rd));
+        /* exactly one whole PDU buffered: has_pdu says so; a corrupt header digest still fails */
+        ck_assert_int_eq(pdu_send(sv[0], bhs, "xy", 2, true, false, false), 0);
+        ck_assert_int_eq(write(sv[0], bhs, 10), 10);
+        ck_assert_int_eq(pdu_read(&rd, &p, &lim, &bad), 0);
+        pdu_clear(&p);
+        ck_assert(pdu_reader_has_bytes(&rd));
+        ck_assert(!pdu_reader_has_pdu(&rd, &lim));
+        ck_assert_int_eq(write(sv[0], bhs + 10, BHS_LEN - 10), BHS_LEN - 10);
+        ck_assert_int_eq(write(sv[0], "\0\0\0\0", 4), 4);
+        ck_assert_int_eq(pdu_read(&rd, &p, &lim, &bad), -EBADMSG);
+        close(sv[0]);
+        ck_assert_int_eq(pdu_read(&rd, &p, &lim, &bad), -ECONNRESET);
+        close(sv[1]);
+}
+END_TEST
+
 /* ---- Login negotiation through conn_serve ------------------------------------------------ */
 static void *serve(void *arg) {
         int fd = *(int *) arg;
@@ -125,7 +173,7 @@ static void login_pdu(int fd, uint8_t flags, const char *text, size_t len) {
         memcpy(bhs + 8, "\x80\x01\x02\x03\x04\x05", 6);
         put_be32(bhs + 16, 7);
         put_be32(bhs + 24, 1);
-        ck_assert_int_eq(pdu_send(fd, bhs, text, (uint32_t) len, false, false), 0);
+        ck_assert_int_eq(pdu_send(fd, bhs, text, (uint32_t) len, false, false, false), 0);
 }
 
 START_TEST(login_negotiation) {
@@ -168,7 +216,7 @@ START_TEST(login_negotiation) {
         uint8_t nop[BHS_LEN] = { 0x40, 0x80 };
         put_be32(nop + 16, 9);
         put_be32(nop + 20, RSVD_TAG);
-        ck_assert_int_eq(pdu_send(sv[0], nop, "ping", 4, false, true), 0);
+        ck_assert_int_eq(pdu_send(sv[0], nop, "ping", 4, false, true, false), 0);
         lim.data_digest = true;
         ck_assert_int_eq(pdu_recv(sv[0], &p, &lim, &bad), 0);
         ck_assert(!bad);
@@ -400,6 +448,64 @@ START_TEST(scsi_swp_sanitize) {
 }
 END_TEST
 
+/* EXTENDED COPY inside LU 0 (named by its NAA), its held result, and refusals. */
+START_TEST(scsi_xcopy) {
+        uint8_t blk[2048];
+        memset(blk, 'X', sizeof(blk));
+        uint8_t wr[16] = { 0x2a, 0, 0, 0, 0, 0, 0, 0, 4 };
+        struct scsi_cmd c = run(g_s1, 0, wr, blk, sizeof(blk));
+        ck_assert_uint_eq(c.status, SAM_GOOD);
+        struct iscsi_lu *lu = target_lu_get(g_t, 0);
+        uint8_t pl[16 + 32 + 28] = { 1, 0, 0, 32 };
+        put_be32(pl + 8, 28);
+        uint8_t *td = pl + 16, *sd = pl + 48;
+        td[0] = 0xe4;
+        td[4] = 0x01;
+        td[5] = 0x03;
+        td[7] = 8;
+        memcpy(td + 8, lu->naa, 8);
+        put_be24(td + 29, 512);
+        lu_unref(lu);
+        sd[0] = 0x02;
+        put_be16(sd + 2, 24);
+        put_be16(sd + 10, 4);
+        put_be64(sd + 12, 0);
+        put_be64(sd + 20, 100);
+        uint8_t xc[16] = { 0x83 };
+        put_be32(xc + 10, sizeof(pl));
+        c = run(g_s1, 0, xc, pl, sizeof(pl));
+        ck_assert_uint_eq(c.status, SAM_GOOD);
+        uint8_t rd[16] = { 0x28, 0, 0, 0, 0, 100, 0, 0, 4 };
+        c = run(g_s1, 0, rd, NULL, 0);
+        ck_assert_mem_eq(c.in, blk, sizeof(blk));
+        free(c.in);
+        /* COPY STATUS of list 1 (held): done, 1 segment, 2 KiB */
+        uint8_t rcr[16] = { 0x84, 0x00, 1 };
+        put_be32(rcr + 10, 64);
+        c = run(g_s1, 0, rcr, NULL, 0);
+        ck_assert_uint_eq(c.status, SAM_GOOD);
+        ck_assert_uint_eq(c.in[4], 1);
+        ck_assert_uint_eq(get_be16(c.in + 5), 1);
+        ck_assert_uint_eq(c.in[7], 1);
+        ck_assert_uint_eq(get_be32(c.in + 8), 2);
+        free(c.in);
+        /* the other nexus holds no list 1 */
+        c = run(g_s2, 0, rcr, NULL, 0);
+        ck_assert_uint_eq(SENSE(c), 0x052400);
+        /* past the end of the LU: COPY ABORTED; an unknown NAA: unreachable target */
+        put_be64(sd + 20, 2046);
+        c = run(g_s1, 0, xc, pl, sizeof(pl));
+        ck_assert_uint_eq(SENSE(c), 0x0a0000);
+        td[8] ^= 0xff;
+        c = run(g_s1, 0, xc, pl, sizeof(pl));
+        ck_assert_uint_eq(SENSE(c), 0x0a0804);
+        /* lengths in the header beyond the parameter list */
+        put_be32(pl + 8, 56);
+        c = run(g_s1, 0, xc, pl, sizeof(pl));
+        ck_assert_uint_eq(SENSE(c), 0x051a00);
+}
+END_TEST
+
 static struct scsi_cmd prout(struct iscsi_session *s, uint8_t sa, uint8_t type, uint64_t key, uint64_t sakey) {
         uint8_t cdb[16] = { 0x5f, sa, type };
         uint8_t pl[24] = { 0 };
@@ -466,6 +572,7 @@ int main(void) {
         TCase *tc = tcase_create("pdu");
         tcase_add_test(tc, crc);
         tcase_add_test(tc, pdu_framing);
+        tcase_add_test(tc, pdu_reader_buffering);
         suite_add_tcase(s, tc);
         tc = tcase_create("login");
         tcase_add_checked_fixture(tc, setup, NULL);
@@ -477,6 +584,7 @@ int main(void) {
         tcase_add_test(tc, scsi_basics);
         tcase_add_test(tc, scsi_unmap_caw);
         tcase_add_test(tc, scsi_swp_sanitize);
+        tcase_add_test(tc, scsi_xcopy);
         tcase_add_test(tc, scsi_reservations);
         suite_add_tcase(s, tc);
         return t_run(s);

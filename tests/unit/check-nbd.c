@@ -3,7 +3,9 @@
  * the backing file, block status of a sparse remote, trim/zero, batches, and the server going
  * away within and beyond retry-timeout. Skips when nbdkit is not installed. */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -269,6 +271,31 @@ START_TEST(test_open_errors) {
         ck_assert_int_lt(t_node_add_err("x", "nbd", t_params("uri", "http://example/", NULL), &b, &err), 0);
         memset(&err, 0, sizeof(err));
         ck_assert_int_lt(t_node_add_err("x", "nbd", t_params("uri", g_uri, "connections", "0", NULL), &b, &err), 0);
+        memset(&err, 0, sizeof(err));
+        ck_assert_int_lt(t_node_add_err("x", "nbd", t_params("uri", g_uri, "request-timeout", "-1", NULL), &b, &err),
+                         0);
+}
+END_TEST
+
+/* A server that accepts (here: the kernel, into the backlog of a socket nobody accepts on)
+ * and never says a word: the handshake is bounded by request-timeout. */
+START_TEST(test_silent_server) {
+        struct orion_error err = { 0 };
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(sa);
+        struct orion_bdev *b;
+        char uri[128];
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        REQUIRE_NBDKIT();
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        ck_assert_int_eq(listen(fd, 8), 0);
+        ck_assert_int_eq(getsockname(fd, (struct sockaddr *) &sa, &len), 0);
+        snprintf(uri, sizeof(uri), "nbd://127.0.0.1:%u/", ntohs(sa.sin_port));
+        ck_assert_int_lt(t_node_add_err("x", "nbd", t_params("uri", uri, "request-timeout", "1", NULL), &b, &err), 0);
+        ck_assert_msg(strstr(err.msg, "handshake"), "%s", err.msg);
+        close(fd);
 }
 END_TEST
 
@@ -284,6 +311,7 @@ int main(void) {
         tcase_add_test(tc, test_reconnect_within_window);
         tcase_add_test(tc, test_past_window_then_recover);
         tcase_add_test(tc, test_open_errors);
+        tcase_add_test(tc, test_silent_server);
         suite_add_tcase(s, tc);
         return t_run(s);
 }

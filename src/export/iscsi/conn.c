@@ -18,6 +18,8 @@
 #define CMD_WINDOW 64
 #define MAX_TASK_DATA (32u << 20) /* largest EDTL of a write we buffer */
 #define MAX_CONN_DATA (256u << 20) /* write data one connection may hold at once */
+#define RECV_BUF (128u << 10)      /* receive buffer; larger data segments bypass it */
+#define BATCH_MAX_XFER (128u << 10) /* larger reads/writes go to the worker pool */
 
 static uint32_t exp_sn(struct iscsi_conn *c) {
         return __atomic_load_n(&c->exp_cmd_sn, __ATOMIC_ACQUIRE);
@@ -33,7 +35,7 @@ void conn_fill_sn_locked(struct iscsi_conn *c, uint8_t *bhs, bool advance_stat) 
 static int send_locked(struct iscsi_conn *c, uint8_t *bhs, const void *data, uint32_t len) {
         if (c->dead)
                 return -EPIPE;
-        int r = pdu_send(c->fd, bhs, data, len, c->lim.header_digest, c->lim.data_digest);
+        int r = pdu_send(c->fd, bhs, data, len, c->lim.header_digest, c->lim.data_digest, c->more);
         if (r < 0) {
                 c->dead = true;
                 (void) shutdown(c->fd, SHUT_RDWR); /* wakes the reader */
@@ -168,26 +170,8 @@ static void task_done(struct iscsi_task *t) {
         task_free(t);
 }
 
-static void task_run(void *arg) {
-        struct iscsi_task *t = arg;
-        struct iscsi_conn *c = t->conn;
-        struct scsi_cmd sc = {
-                .lu = t->lu,
-                .sess = c->sess,
-                .cdb = t->cdb,
-                .cdb_len = t->cdb_len,
-                .out = t->buf,
-                .out_len = t->received,
-                .aborted = &t->aborted,
-        };
-
-        if (!__atomic_load_n(&t->aborted, __ATOMIC_ACQUIRE)) {
-                if (t->lu)
-                        atomic_fetch_add(&t->lu->inflight, 1);
-                scsi_exec(&sc);
-                if (t->lu)
-                        atomic_fetch_sub(&t->lu->inflight, 1);
-        }
+/* Answer a task that ran (unless aborted), then forget it. */
+static void task_respond(struct iscsi_conn *c, struct iscsi_task *t, struct scsi_cmd *sc) {
         /* Decide under the lock: either an ABORT TASK got here first (no response), or the
          * task leaves the list now, so that an ABORT TASK arriving while or after the response
          * is sent finds no task instead of reporting it aborted. */
@@ -199,13 +183,107 @@ static void task_run(void *arg) {
                         task_unlink_locked(c, t);
         }
         if (respond) {
-                if (t->read && sc.status == SAM_GOOD)
-                        (void) send_data_in(c, t, &sc);
+                if (t->read && sc->status == SAM_GOOD)
+                        (void) send_data_in(c, t, sc);
                 else
-                        (void) send_scsi_rsp(c, t, &sc, 0);
+                        (void) send_scsi_rsp(c, t, sc, 0);
         }
-        free(sc.in);
+        free(sc->in);
         task_done(t);
+}
+
+static struct scsi_cmd task_cmd(struct iscsi_conn *c, struct iscsi_task *t) {
+        return (struct scsi_cmd){
+                .lu = t->lu,
+                .sess = c->sess,
+                .cdb = t->cdb,
+                .cdb_len = t->cdb_len,
+                .out = t->buf,
+                .out_len = t->received,
+                .aborted = &t->aborted,
+        };
+}
+
+static void task_run(void *arg) {
+        struct iscsi_task *t = arg;
+        struct iscsi_conn *c = t->conn;
+        struct scsi_cmd sc = task_cmd(c, t);
+
+        if (!__atomic_load_n(&t->aborted, __ATOMIC_ACQUIRE)) {
+                if (t->lu)
+                        atomic_fetch_add(&t->lu->inflight, 1);
+                scsi_exec(&sc);
+                if (t->lu)
+                        atomic_fetch_sub(&t->lu->inflight, 1);
+        }
+        task_respond(c, t, &sc);
+}
+
+static void set_more(struct iscsi_conn *c, bool more) {
+        LOCK_GUARD(&c->send_lock);
+        c->more = more;
+}
+
+/* Run the collected reads/writes: their checks, one orion_submit() for all the I/O (writes
+ * hold their LU's COMPARE AND WRITE lock shared, as write_blocks() does), then the responses,
+ * corked until the last. Runs on the reader thread. */
+static void batch_flush(struct iscsi_conn *c) {
+        unsigned n = c->nbatch;
+        struct scsi_cmd sc[ELEMENTSOF(c->batch)];
+        struct orion_req rq[ELEMENTSOF(c->batch)];
+        int slot[ELEMENTSOF(c->batch)];
+        struct iscsi_lu *locked[ELEMENTSOF(c->batch)];
+        unsigned nlocked = 0;
+        size_t nrq = 0;
+
+        c->nbatch = 0;
+        for (unsigned i = 0; i < n; i++) {
+                struct iscsi_task *t = c->batch[i];
+                sc[i] = task_cmd(c, t);
+                slot[i] = -2; /* not run */
+                if (__atomic_load_n(&t->aborted, __ATOMIC_ACQUIRE))
+                        continue;
+                atomic_fetch_add(&t->lu->inflight, 1);
+                slot[i] = -1;
+                int r = sbc_rw_prepare(&sc[i], &rq[nrq]);
+                if (r < 0)
+                        scsi_exec(&sc[i]);
+                if (r != 1)
+                        continue;
+                if (rq[nrq].op == ORION_OP_WRITE) {
+                        bool have = false;
+                        for (unsigned k = 0; k < nlocked; k++)
+                                have |= locked[k] == t->lu;
+                        if (!have) {
+                                pthread_rwlock_rdlock(&t->lu->caw_lock);
+                                locked[nlocked++] = t->lu;
+                        }
+                }
+                slot[i] = (int) nrq++;
+        }
+        (void) orion_submit(rq, nrq);
+        for (unsigned k = 0; k < nlocked; k++)
+                pthread_rwlock_unlock(&locked[k]->caw_lock);
+        for (unsigned i = 0; i < n; i++) {
+                struct iscsi_task *t = c->batch[i];
+                if (slot[i] >= 0)
+                        sbc_rw_finish(&sc[i], &rq[slot[i]]);
+                if (slot[i] != -2)
+                        atomic_fetch_sub(&t->lu->inflight, 1);
+                set_more(c, i + 1 < n);
+                task_respond(c, t, &sc[i]);
+        }
+}
+
+/* Small plain reads/writes: their cost is mostly per command, which the batch saves. Large
+ * ones are mostly copying, which worker threads do in parallel. */
+static bool batchable(const struct iscsi_task *t) {
+        switch (t->cdb[0]) {
+        case 0x08: case 0x0a: case 0x28: case 0x2a: case 0xa8: case 0xaa: case 0x88: case 0x8a:
+                return t->lu != NULL && t->edtl <= BATCH_MAX_XFER;
+        default:
+                return false;
+        }
 }
 
 static void task_dispatch(struct iscsi_conn *c, struct iscsi_task *t) {
@@ -214,6 +292,14 @@ static void task_dispatch(struct iscsi_conn *c, struct iscsi_task *t) {
                 t->running = true;
                 c->ntasks_running++;
         }
+        if (batchable(t)) {
+                if (c->nbatch == ELEMENTSOF(c->batch))
+                        batch_flush(c);
+                c->batch[c->nbatch++] = t;
+                return;
+        }
+        /* other commands start after the reads/writes that came before them */
+        batch_flush(c);
         if (pool_queue(task_run, t) < 0)
                 task_run(t);
 }
@@ -713,6 +799,10 @@ static int handle_tmf(struct iscsi_conn *c, struct iscsi_pdu *p) {
 static int handle_ffp(struct iscsi_conn *c, struct iscsi_pdu *p, bool ddig_bad) {
         uint8_t op = pdu_opcode(p->bhs);
 
+        /* Task management, logout, text and NOP see the collected commands answered. */
+        if (op != OP_SCSI_CMD && op != OP_DATA_OUT)
+                batch_flush(c);
+
         if (ddig_bad) {
                 /* ERL 0: reject the PDU (a lost command or data sequence fails on its own) */
                 return send_reject(c, p->bhs, REJECT_DIGEST);
@@ -741,6 +831,8 @@ static int handle_ffp(struct iscsi_conn *c, struct iscsi_pdu *p, bool ddig_bad) 
 
 /* Wait for input, pinging an idle initiator; false when the connection should close. */
 static bool wait_readable(struct iscsi_conn *c) {
+        if (pdu_reader_has_bytes(&c->rd))
+                return true;
         for (;;) {
                 struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
                 int timeout = (c->full_feature && c->nop_interval_s) ? (int) c->nop_interval_s * 1000 : -1;
@@ -781,14 +873,19 @@ void conn_serve(int fd, const struct sockaddr_storage *peer) {
         c->lim.max_recv_dsl = 8192; /* the login-phase default */
         c->next_ttt = 1;
         conn_apply_config(c);
+        uint8_t *rbuf = malloc(RECV_BUF);
+        pdu_reader_init(&c->rd, fd, rbuf, rbuf ? RECV_BUF : 0);
 
         for (;;) {
                 struct iscsi_pdu p;
                 bool bad = false;
                 int r;
+                /* before waiting for more input, answer what was collected */
+                if (c->nbatch && !pdu_reader_has_pdu(&c->rd, &c->lim))
+                        batch_flush(c);
                 if (!wait_readable(c))
                         break;
-                r = pdu_recv(fd, &p, &c->lim, &bad);
+                r = pdu_read(&c->rd, &p, &c->lim, &bad);
                 if (r < 0) {
                         if (r != -ECONNRESET)
                                 orion_info("iscsi: %s: closing connection: %s", c->peer_str, strerror(-r));
@@ -825,7 +922,9 @@ void conn_serve(int fd, const struct sockaddr_storage *peer) {
                                 pp = &t->next;
                 }
         }
+        batch_flush(c); /* collected tasks are aborted now: they end without running */
         wait_tasks(c);
+        free(rbuf);
         login_free(c);
         if (c->sess) {
                 session_unregister(c->sess);

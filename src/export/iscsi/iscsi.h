@@ -123,10 +123,22 @@ static inline uint32_t pdu_itt(const uint8_t *bhs) {
  * mismatch (header: fatal; data: the PDU is returned with *data_digest_bad set), -EMSGSIZE
  * if the data segment exceeds the limit, or another -errno. */
 int pdu_recv(int fd, struct iscsi_pdu *p, const struct pdu_limits *lim, bool *data_digest_bad);
+/* Buffered receive: one recv() may bring several PDUs; a connection reads through one. */
+struct pdu_reader {
+        int fd;
+        uint8_t *buf; /* cap bytes; cap 0 = unbuffered */
+        size_t cap, start, end;
+};
+void pdu_reader_init(struct pdu_reader *rd, int fd, uint8_t *buf, size_t cap);
+/* pdu_recv through rd (same results). */
+int pdu_read(struct pdu_reader *rd, struct iscsi_pdu *p, const struct pdu_limits *lim, bool *data_digest_bad);
+/* A whole PDU is buffered (reading it will not block) / some bytes are buffered. */
+bool pdu_reader_has_pdu(const struct pdu_reader *rd, const struct pdu_limits *lim);
+bool pdu_reader_has_bytes(const struct pdu_reader *rd);
 void pdu_clear(struct iscsi_pdu *p);
 /* Write bhs (+digest) and data (+padding, +digest) in one writev loop. The DataSegmentLength
- * field of bhs is set from len. */
-int pdu_send(int fd, uint8_t *bhs, const void *data, uint32_t len, bool hdig, bool ddig);
+ * field of bhs is set from len. more: MSG_MORE (another PDU follows at once). */
+int pdu_send(int fd, uint8_t *bhs, const void *data, uint32_t len, bool hdig, bool ddig, bool more);
 
 /* ---- Text keys (login.c) ------------------------------------------------------------------ */
 struct text_buf {
@@ -234,6 +246,15 @@ const struct daemon_config *target_daemon_config(void);
 /* ---- Sessions and connections (session.c, conn.c) ----------------------------------------- */
 struct iscsi_task;
 
+/* Held result of an EXTENDED COPY (xcopy.c), by list identifier. */
+struct xcopy_result {
+        bool used, running;
+        uint8_t list_id;
+        uint8_t status;  /* COPY MANAGER STATUS: 1 done, 2 failed */
+        uint16_t segs;
+        uint64_t bytes;
+};
+
 struct iscsi_session {
         atomic_int refs;
         char initiator[224];
@@ -246,6 +267,8 @@ struct iscsi_session {
         struct iscsi_params params;
         unsigned ua_seen[TARGET_MAX_LUNS]; /* LU ua_gen seen by this nexus */
         unsigned mode_seen[TARGET_MAX_LUNS]; /* LU mode_gen seen by this nexus */
+        pthread_mutex_t xcopy_lock;
+        struct xcopy_result xcopy[8];
         struct iscsi_session *next;
 };
 
@@ -273,6 +296,12 @@ struct iscsi_conn {
         uint32_t nop_ttt;
         struct login_state *login;  /* during the login phase */
         struct iscsi_conn *next;
+        struct pdu_reader rd;       /* buffered receive (reader thread) */
+        bool more;                  /* send lock: the reader has more responses to send at once */
+        /* Plain reads/writes collected by the reader thread, run as one orion_submit() when no
+         * further PDU is buffered: no thread handoff, one io_uring submission. */
+        unsigned nbatch;
+        struct iscsi_task *batch[64];
 };
 
 struct iscsi_task {
@@ -396,6 +425,14 @@ struct scsi_cmd {
 /* Bytes of Data-Out the CDB implies (for the R2T logic); -1 if unknown / not a write. */
 int64_t scsi_data_out_len(const struct iscsi_lu *lu, const uint8_t *cdb, uint32_t cdb_len);
 void scsi_exec(struct scsi_cmd *c);
+/* What every command of an existing LU goes through first: unit attention, sanitize state,
+ * reservation conflict. true when c is already answered. */
+bool scsi_precheck(struct scsi_cmd *c);
+/* Plain READ/WRITE 6/10/12/16 as a request for a batch (orion_submit): 1 with *rq filled, 0
+ * when c is answered without I/O, -1 when the command needs scsi_exec. */
+int sbc_rw_prepare(struct scsi_cmd *c, struct orion_req *rq);
+/* After the batch ran: the status from rq->result. */
+void sbc_rw_finish(struct scsi_cmd *c, const struct orion_req *rq);
 /* Helpers shared by spc/sbc/pr */
 int scsi_check(struct scsi_cmd *c, uint8_t sk, uint16_t asc);
 int scsi_check_info(struct scsi_cmd *c, uint8_t sk, uint16_t asc, uint64_t info);
@@ -413,6 +450,8 @@ int spc_mode_select(struct scsi_cmd *c);
 int spc_report_luns(struct scsi_cmd *c);
 int spc_request_sense(struct scsi_cmd *c);
 int spc_report_opcodes(struct scsi_cmd *c);
+int spc_extended_copy(struct scsi_cmd *c);
+int spc_receive_copy_results(struct scsi_cmd *c);
 
 int sbc_read_capacity10(struct scsi_cmd *c);
 int sbc_service_in16(struct scsi_cmd *c);

@@ -346,7 +346,7 @@ static int login_respond(struct iscsi_conn *c, struct login_state *ls, const uin
         put_be32(bhs + 24, c->stat_sn++);
         put_be32(bhs + 28, c->exp_cmd_sn);
         put_be32(bhs + 32, c->exp_cmd_sn + c->window - 1);
-        int r = pdu_send(c->fd, bhs, t ? t->buf : NULL, t ? (uint32_t) t->len : 0, false, false);
+        int r = pdu_send(c->fd, bhs, t ? t->buf : NULL, t ? (uint32_t) t->len : 0, false, false, false);
         pthread_mutex_unlock(&c->send_lock);
         return r;
 }

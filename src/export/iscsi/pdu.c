@@ -62,25 +62,69 @@ static uint32_t get_le32(const uint8_t *p) {
         return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
 }
 
-/* Read exactly len bytes. 0, -ECONNRESET on EOF (eof_ok: only before the first byte), -errno. */
-static int read_full(int fd, void *buf, size_t len, bool *ret_eof_at_start) {
-        uint8_t *p = buf;
-        size_t done = 0;
-        while (done < len) {
-                ssize_t n = read(fd, p + done, len - done);
-                if (n < 0) {
+/* Read exactly len bytes: first what the buffer holds, then large remainders straight into
+ * dst, small ones through the buffer (one recv often brings several PDUs). 0, -ECONNRESET on
+ * EOF, -errno. */
+static int rd_read(struct pdu_reader *rd, void *dst, size_t len) {
+        uint8_t *p = dst;
+        size_t have = rd->end - rd->start, n = MIN(have, len);
+        if (n) {
+                memcpy(p, rd->buf + rd->start, n);
+                rd->start += n;
+                p += n;
+                len -= n;
+        }
+        while (len > 0) {
+                bool direct = len >= rd->cap / 2;
+                ssize_t got;
+                if (direct)
+                        got = recv(rd->fd, p, len, 0);
+                else {
+                        rd->start = rd->end = 0;
+                        got = recv(rd->fd, rd->buf, rd->cap, 0);
+                }
+                if (got < 0) {
                         if (errno == EINTR)
                                 continue;
                         return -errno;
                 }
-                if (n == 0) {
-                        if (ret_eof_at_start)
-                                *ret_eof_at_start = done == 0;
+                if (got == 0)
                         return -ECONNRESET;
+                if (direct) {
+                        p += got;
+                        len -= (size_t) got;
+                        continue;
                 }
-                done += (size_t) n;
+                rd->end = (size_t) got;
+                n = MIN((size_t) got, len);
+                memcpy(p, rd->buf, n);
+                rd->start = n;
+                p += n;
+                len -= n;
         }
         return 0;
+}
+
+void pdu_reader_init(struct pdu_reader *rd, int fd, uint8_t *buf, size_t cap) {
+        *rd = (struct pdu_reader){ .fd = fd, .buf = buf, .cap = cap };
+}
+
+/* Bytes of the whole PDU (BHS, AHS, digests, padded data) whose BHS starts at b. */
+static size_t pdu_wire_len(const uint8_t *b, const struct pdu_limits *lim) {
+        size_t dsl = pdu_dsl(b);
+        size_t n = BHS_LEN + (size_t) b[4] * 4 + (lim->header_digest ? 4 : 0);
+        if (dsl)
+                n += ((dsl + 3) & ~(size_t) 3) + (lim->data_digest ? 4 : 0);
+        return n;
+}
+
+bool pdu_reader_has_pdu(const struct pdu_reader *rd, const struct pdu_limits *lim) {
+        size_t have = rd->end - rd->start;
+        return have >= BHS_LEN && have >= pdu_wire_len(rd->buf + rd->start, lim);
+}
+
+bool pdu_reader_has_bytes(const struct pdu_reader *rd) {
+        return rd->end > rd->start;
 }
 
 void pdu_clear(struct iscsi_pdu *p) {
@@ -89,13 +133,13 @@ void pdu_clear(struct iscsi_pdu *p) {
         memset(p, 0, sizeof(*p));
 }
 
-int pdu_recv(int fd, struct iscsi_pdu *p, const struct pdu_limits *lim, bool *data_digest_bad) {
+int pdu_read(struct pdu_reader *rd, struct iscsi_pdu *p, const struct pdu_limits *lim, bool *data_digest_bad) {
         uint8_t dig[4];
         int r;
 
         memset(p, 0, sizeof(*p));
         *data_digest_bad = false;
-        r = read_full(fd, p->bhs, BHS_LEN, NULL);
+        r = rd_read(rd, p->bhs, BHS_LEN);
         if (r < 0)
                 return r;
         p->ahs_len = (uint32_t) p->bhs[4] * 4;
@@ -106,13 +150,13 @@ int pdu_recv(int fd, struct iscsi_pdu *p, const struct pdu_limits *lim, bool *da
                 p->ahs = malloc(p->ahs_len);
                 if (!p->ahs)
                         return -ENOMEM;
-                r = read_full(fd, p->ahs, p->ahs_len, NULL);
+                r = rd_read(rd, p->ahs, p->ahs_len);
                 if (r < 0)
                         goto fail;
         }
         if (lim->header_digest) {
                 uint32_t crc;
-                r = read_full(fd, dig, 4, NULL);
+                r = rd_read(rd, dig, 4);
                 if (r < 0)
                         goto fail;
                 crc = crc32c(p->bhs, BHS_LEN, 0xffffffffu);
@@ -130,11 +174,11 @@ int pdu_recv(int fd, struct iscsi_pdu *p, const struct pdu_limits *lim, bool *da
                         r = -ENOMEM;
                         goto fail;
                 }
-                r = read_full(fd, p->data, padded, NULL);
+                r = rd_read(rd, p->data, padded);
                 if (r < 0)
                         goto fail;
                 if (lim->data_digest) {
-                        r = read_full(fd, dig, 4, NULL);
+                        r = rd_read(rd, dig, 4);
                         if (r < 0)
                                 goto fail;
                         if (iscsi_digest(p->data, padded) != get_le32(dig))
@@ -148,7 +192,13 @@ fail:
         return r;
 }
 
-int pdu_send(int fd, uint8_t *bhs, const void *data, uint32_t len, bool hdig, bool ddig) {
+int pdu_recv(int fd, struct iscsi_pdu *p, const struct pdu_limits *lim, bool *data_digest_bad) {
+        struct pdu_reader rd;
+        pdu_reader_init(&rd, fd, NULL, 0); /* unbuffered: reads exactly one PDU */
+        return pdu_read(&rd, p, lim, data_digest_bad);
+}
+
+int pdu_send(int fd, uint8_t *bhs, const void *data, uint32_t len, bool hdig, bool ddig, bool more) {
         static const uint8_t zeros[4];
         uint8_t hd[4], dd[4];
         struct iovec iov[6];
@@ -179,7 +229,7 @@ int pdu_send(int fd, uint8_t *bhs, const void *data, uint32_t len, bool hdig, bo
         struct iovec *v = iov;
         while (n > 0) {
                 struct msghdr mh = { .msg_iov = v, .msg_iovlen = (size_t) n };
-                ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+                ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
                 if (w < 0) {
                         if (errno == EINTR)
                                 continue;

@@ -135,6 +135,56 @@ int sbc_rw(struct scsi_cmd *c) {
         return 0;
 }
 
+int sbc_rw_prepare(struct scsi_cmd *c, struct orion_req *rq) {
+        struct iscsi_lu *lu = c->lu;
+        uint8_t op = c->cdb[0];
+        bool write = op == 0x0a || op == 0x2a || op == 0xaa || op == 0x8a;
+        struct rw rw;
+
+        if (!lu || !(write || op == 0x08 || op == 0x28 || op == 0xa8 || op == 0x88))
+                return -1;
+        c->status = SAM_GOOD;
+        c->in = NULL;
+        c->in_len = c->xfer_len = c->sense_len = 0;
+        if (scsi_precheck(c))
+                return 0;
+        rw_decode(c->cdb, &rw);
+        c->xfer_len = rw.n * lu->block_size;
+        if ((rw.flags >> 5) != 0)
+                return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
+        if (check_range(c, &rw) <= 0)
+                return 0;
+        uint32_t len = rw.n * lu->block_size;
+        if (len == 0 || (write && c->out_len < len))
+                return -1; /* nothing to transfer / a short Data-Out: sbc_rw's rules */
+        *rq = (struct orion_req){ .bdev = lu->bdev, .len = len, .off = rw.lba * lu->block_size };
+        if (!write) {
+                /* not zeroed: the read fills all of it, or the buffer is dropped */
+                c->in = malloc(len);
+                if (!c->in)
+                        return scsi_check(c, SK_ABORTED_COMMAND, ASC_OUT_OF_MEMORY);
+                c->in_len = len;
+                rq->op = ORION_OP_READ;
+                rq->buf = c->in;
+                return 1;
+        }
+        if (scsi_write_protected(c))
+                return 0;
+        rq->op = ORION_OP_WRITE;
+        rq->buf = (void *) c->out;
+        rq->flags = (rw.flags & 0x08) ? ORION_FUA : 0;
+        return 1;
+}
+
+void sbc_rw_finish(struct scsi_cmd *c, const struct orion_req *rq) {
+        if (rq->result >= 0)
+                return;
+        free(c->in);
+        c->in = NULL;
+        c->in_len = 0;
+        (void) scsi_errno(c, rq->result, rq->op == ORION_OP_WRITE);
+}
+
 int sbc_verify(struct scsi_cmd *c) {
         struct iscsi_lu *lu = c->lu;
         struct rw rw;

@@ -243,10 +243,26 @@ static int dispatch(struct scsi_cmd *c) {
                 return sbc_read_defect_data(c);
         case 0x48:
                 return sbc_sanitize(c);
+        case 0x83:
+                return spc_extended_copy(c);
+        case 0x84:
+                return spc_receive_copy_results(c);
         default:
                 break;
         }
         return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_INVALID_OPCODE);
+}
+
+bool scsi_precheck(struct scsi_cmd *c) {
+        if (!ua_exempt(c->cdb[0]) && check_ua(c))
+                return true;
+        if (sanitize_refuses(c))
+                return true;
+        if (pr_conflicts(c)) {
+                c->status = SAM_RESERVATION_CONFLICT;
+                return true;
+        }
+        return false;
 }
 
 void scsi_exec(struct scsi_cmd *c) {
@@ -259,14 +275,8 @@ void scsi_exec(struct scsi_cmd *c) {
                 (void) no_lun(c);
                 return;
         }
-        if (!ua_exempt(c->cdb[0]) && check_ua(c))
+        if (scsi_precheck(c))
                 return;
-        if (sanitize_refuses(c))
-                return;
-        if (pr_conflicts(c)) {
-                c->status = SAM_RESERVATION_CONFLICT;
-                return;
-        }
         (void) dispatch(c);
         if (c->status != SAM_GOOD && c->status != SAM_CONDITION_MET) {
                 free(c->in);

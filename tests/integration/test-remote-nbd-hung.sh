@@ -1,0 +1,84 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# A remote nbdkit that keeps its connections open but stops answering (SIGSTOP): past
+# request-timeout the nbd leaf drops the connection and reconnects. Resumed within
+# retry-timeout, the waiting requests finish and their data is on the server; frozen for
+# longer, clients get EIO (nothing hangs), the node is degraded, and it recovers on SIGCONT.
+. "$(dirname "$0")/functions.sh"
+. "$(dirname "$0")/nbd-functions.sh"
+. "$(dirname "$0")/remote-functions.sh"
+requires nbdkit nbdsh
+nbdkit_cont() { [ -z "${NBDKIT_PID:-}" ] || kill -CONT "$NBDKIT_PID" 2>/dev/null || true; }
+cleanup_fn nbdkit_kill
+cleanup_fn stop_oriond_first
+cleanup_fn nbdkit_cont # runs first: a stopped nbdkit would hold up oriond's final flush
+
+remote_port=$(free_port)
+truncate -s 16M "$tmp/remote.img"
+nbdkit_start "$remote_port" file "$tmp/remote.img"
+conf=$tmp/oriond.conf
+nbd_config "$conf"
+cat >>"$conf" <<CONF
+[node patient]
+type = nbd
+uri = nbd://127.0.0.1:$remote_port/
+connections = 2
+request-timeout = 1
+retry-timeout = 60
+
+[node impatient]
+type = nbd
+uri = nbd://127.0.0.1:$remote_port/
+request-timeout = 1
+retry-timeout = 2
+
+[export patient]
+node = patient
+protocols = nbd
+
+[export impatient]
+node = impatient
+protocols = nbd
+CONF
+start_oriond "$conf"
+patient=nbd://127.0.0.1:$NBD_PORT/patient
+impatient=nbd://127.0.0.1:$NBD_PORT/impatient
+nbdsh -u "$patient" -c 'h.pwrite(b"x" * 4096, 0); h.flush()' || die "first write failed"
+
+dropped() {
+        orionctl --json stats "$1" |
+                /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['$1'].get('dropped_unanswering', 0))"
+}
+[ "$(dropped patient)" = 0 ] || die "a connection was dropped while the server answered"
+
+# Frozen, then back within retry-timeout: the requests issued meanwhile complete.
+kill -STOP "$NBDKIT_PID"
+nbdsh -u "$patient" -c 'h.pwrite(b"y" * 4096, 8192); h.flush(); assert h.pread(4096, 0) == b"x" * 4096' \
+        >"$tmp/patient.log" 2>&1 &
+client=$!
+wait_for 60 sh -c "[ \$(\"$ORIONCTL\" --socket \"$CTL_SOCK\" --json stats patient | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[\"patient\"].get(\"dropped_unanswering\", 0))') -ge 1 ]" ||
+        die "the unanswered connection was not dropped"
+kill -0 "$client" 2>/dev/null || die "the client finished while the server was frozen: $(cat "$tmp/patient.log")"
+kill -CONT "$NBDKIT_PID"
+timeout 120 tail --pid="$client" -f /dev/null || die "client still waiting after the server came back"
+wait "$client" || die "requests failed although the server came back in time: $(cat "$tmp/patient.log")"
+cmp <(dd if="$tmp/remote.img" bs=4096 skip=2 count=1 status=none) <(head -c 4096 /dev/zero | tr '\0' y) ||
+        die "the write issued while the server was frozen is not on the server"
+
+# Frozen for longer than retry-timeout: EIO, degraded, and recovery after SIGCONT.
+kill -STOP "$NBDKIT_PID"
+timeout 120 nbdsh -u "$impatient" -c '
+import errno
+try:
+    h.pread(4096, 0)
+    raise AssertionError("read succeeded from a frozen server")
+except nbd.Error as e:
+    assert e.errnum == errno.EIO, e.errnum
+' || die "clients did not get EIO from a frozen server"
+[ "$(node_health impatient)" = degraded ] || die "node not degraded"
+[ "$(dropped impatient)" -ge 1 ] || die "no dropped connection counted"
+kill -CONT "$NBDKIT_PID"
+wait_for 60 nbdsh -u "$impatient" -c 'assert h.pread(4096, 0) == b"x" * 4096' ||
+        die "no recovery after the server resumed"
+wait_health impatient ok 60 || die "node still not ok"
+stop_oriond
