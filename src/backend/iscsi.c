@@ -51,6 +51,9 @@ struct iscsi_leaf {
         unsigned inflight;          /* I/O thread only */
         int efd;
         bool polling;               /* the I/O thread may be asleep in poll: wake it with efd */
+        int req_timeout;            /* request-timeout, seconds (libiscsi's PDU timeout); 0 = none */
+        bool timed_out;             /* I/O thread: a command got no answer in time, drop the session */
+        atomic_uint_fast64_t hung;  /* sessions dropped for not answering */
         pthread_t thread;
         bool started;
         struct iscsi_context *ctx;  /* I/O thread only, after open */
@@ -80,6 +83,10 @@ static struct iscsi_context *session_connect(struct iscsi_leaf *l, char *errbuf,
         l->lun = u->lun;
         /* Orion owns reconnection (retry window, EIO, health): libiscsi must not retry forever. */
         iscsi_set_noautoreconnect(ctx, 1);
+        /* Every PDU, the login's too, fails with SCSI_STATUS_TIMEOUT when unanswered for this
+         * long (libiscsi checks in iscsi_service, which the I/O thread calls at least every
+         * second): a target that stops answering cannot hold requests or a reconnect forever. */
+        (void) iscsi_set_timeout(ctx, l->req_timeout);
         if (iscsi_set_targetname(ctx, u->target) < 0 || iscsi_set_session_type(ctx, ISCSI_SESSION_NORMAL) < 0 ||
             iscsi_set_header_digest(ctx, ISCSI_HEADER_DIGEST_NONE_CRC32C) < 0 ||
             (l->chap_user && iscsi_set_initiator_username_pwd(ctx, l->chap_user, l->chap_secret) < 0) ||
@@ -191,10 +198,13 @@ static void task_cb(struct iscsi_context *ctx, int status, void *command_data, v
         l->inflight--;
         if (status == SCSI_STATUS_GOOD)
                 r = 0;
-        else if (status == SCSI_STATUS_CANCELLED) {
-                /* the session went away: the target never answered, so it is sent again */
+        else if (status == SCSI_STATUS_CANCELLED || status == SCSI_STATUS_TIMEOUT) {
+                /* the session went away, or the target stopped answering (the I/O thread drops
+                 * the session): never answered, so it is sent again on the next session */
                 if (t)
                         scsi_free_scsi_task(t);
+                if (status == SCSI_STATUS_TIMEOUT)
+                        l->timed_out = true;
                 req_requeue(l, q);
                 return;
         } else if (status == SCSI_STATUS_CHECK_CONDITION && t) {
@@ -296,6 +306,7 @@ static void fail_queued(struct iscsi_leaf *l) {
 static void session_lost(struct iscsi_leaf *l, const char *why) {
         char reason[256];
 
+        l->timed_out = false;
         snprintf(reason, sizeof(reason), "%s", why);
         iscsi_destroy_context(l->ctx);
         l->ctx = NULL;
@@ -367,6 +378,13 @@ static void *io_thread(void *arg) {
                 /* revents 0 on a timeout still lets libiscsi run its timers */
                 if (iscsi_service(l->ctx, fds[0].revents) < 0 || fds[0].revents & (POLLHUP | POLLERR))
                         session_lost(l, iscsi_get_error(l->ctx));
+                else if (l->timed_out) {
+                        char why[64];
+
+                        snprintf(why, sizeof(why), "no reply within request-timeout (%d s)", l->req_timeout);
+                        atomic_fetch_add(&l->hung, 1);
+                        session_lost(l, why);
+                }
         }
         return NULL;
 }
@@ -452,6 +470,7 @@ static void iscsi_stats_op(struct orion_bdev *b, struct json_object *sink) {
         struct iscsi_leaf *l = orion_bdev_priv(b);
 
         orion_stats_put(sink, "resent_after_disconnect", atomic_load(&l->resent));
+        orion_stats_put(sink, "dropped_unanswering", atomic_load(&l->hung));
         WITH_LOCK(&l->rs.lock) orion_stats_put(sink, "reconnects", l->rs.reconnects);
 }
 
@@ -557,7 +576,7 @@ static int read_secret(struct iscsi_leaf *l, const char *path, struct orion_erro
 
 static int iscsi_open_op(struct orion_bdev *b, const struct orion_params *p, struct orion_error *err) {
         struct iscsi_leaf *l = orion_bdev_priv(b);
-        int64_t timeout = orion_param_int(p, "retry-timeout");
+        int64_t timeout = orion_param_int(p, "retry-timeout"), req_timeout = orion_param_int(p, "request-timeout");
         char msg[512];
         int r;
 
@@ -585,10 +604,11 @@ static int iscsi_open_op(struct orion_bdev *b, const struct orion_params *p, str
                 if (r < 0)
                         goto fail;
         }
-        if (timeout < 0) {
-                r = orion_error_set(err, EINVAL, "iscsi: retry-timeout cannot be negative");
+        if (timeout < 0 || req_timeout < 0 || req_timeout > 86400) {
+                r = orion_error_set(err, EINVAL, "iscsi: retry-timeout must be >= 0, request-timeout 0..86400");
                 goto fail;
         }
+        l->req_timeout = (int) req_timeout;
         l->ctx = session_connect(l, msg, sizeof(msg));
         if (!l->ctx) {
                 r = orion_error_set(err, EIO, "%s: %s", l->what, msg);
@@ -621,6 +641,9 @@ static const struct orion_param iscsi_params[] = {
           .help = "Initiator IQN presented to the target." },
         { .name = "retry-timeout", .type = ORION_PARAM_INT, .def = "60",
           .help = "Seconds requests wait for a lost target to come back; then they fail with EIO." },
+        { .name = "request-timeout", .type = ORION_PARAM_INT, .def = "60",
+          .help = "Seconds a command (or a login) may stay unanswered before the session counts as lost: "
+                  "reconnect and resend. 0 = wait forever." },
         { .name = "user", .type = ORION_PARAM_STRING, .optional = true,
           .help = "CHAP user name (with secret-file=; instead of user%secret in the URL)." },
         { .name = "secret-file", .type = ORION_PARAM_PATH, .optional = true,

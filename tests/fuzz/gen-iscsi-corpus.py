@@ -161,6 +161,26 @@ s.cmd(b'\xb7\x1d\0\0\0\0\0\0\0\x20\0\0', 32, read=True)
 s.logout()
 seeds['sanitize-swp'] = s.out
 
+def naa(name):
+    h = 0xcbf29ce484222325
+    for ch in ('orion:' + name).encode():
+        h = ((h ^ ch) * 0x100000001b3) & 0xffffffffffffffff
+    return struct.pack('>Q', (3 << 60) | (h & 0x0fffffffffffffff))
+
+
+s = Stream()
+s.normal()
+tdesc = b'\xe4\0\0\0\x01\x03\0\x08' + naa('disk') + b'\0' * 13 + b'\0\x02\0'
+seg = b'\x02\0\0\x18\0\0\0\0\0\0\0\x08' + struct.pack('>QQ', 0, 64)
+plist = b'\x01\0\0\x20\0\0\0\0' + struct.pack('>II', len(seg), 0) + tdesc + seg
+s.cmd(b'\x83' + b'\0' * 9 + struct.pack('>I', len(plist)) + b'\0\0', len(plist), write=True, data=plist)
+s.cmd(b'\x84\x00\x01' + b'\0' * 7 + struct.pack('>I', 64) + b'\0\0', 64, read=True)
+s.cmd(b'\x84\x03\0' + b'\0' * 7 + struct.pack('>I', 64) + b'\0\0', 64, read=True)
+bad = plist[:16] + b'\xe0' + plist[17:]
+s.cmd(b'\x83' + b'\0' * 9 + struct.pack('>I', len(bad)) + b'\0\0', len(bad), write=True, data=bad)
+s.logout()
+seeds['xcopy'] = s.out
+
 s = Stream()
 s.login(['InitiatorName=iqn.2026-11.test:fuzz', 'SessionType=Discovery'])
 s.text(['SendTargets=All'])

@@ -108,6 +108,10 @@ grep -q "^Sanitize *1 *0 *0" "$tmp/sreset.count" || die "Sanitize.Reset did not 
 # SANITIZE: overwrite, block erase (thin only), failure-mode exit, SWP and reservations ran
 grep -q "^Sanitize *7 *0 *3" "$tmp/thin.count" || die "Sanitize did not run as expected on the thin LUN"
 grep -q "^Sanitize *6 *0 *4" "$tmp/thick.count" || die "Sanitize did not run as expected on the thick LUN"
+for r in thin thick; do
+        grep -q "^ExtendedCopy *6 *0 *0" "$tmp/$r.count" || die "$r: ExtendedCopy did not pass"
+        grep -q "^ReceiveCopyResults *2 *0 *0" "$tmp/$r.count" || die "$r: ReceiveCopyResults did not pass"
+done
 expect_eq "iSCSI family passed" "$(field iscsi 1)" 15
 expect_eq "iSCSI family passed (CRC32C)" "$(field iscsi-crc 1)" 15
 expect_eq "ReadOnly passed" "$(field ro 1)" 1

@@ -448,6 +448,64 @@ START_TEST(scsi_swp_sanitize) {
 }
 END_TEST
 
+/* EXTENDED COPY inside LU 0 (named by its NAA), its held result, and refusals. */
+START_TEST(scsi_xcopy) {
+        uint8_t blk[2048];
+        memset(blk, 'X', sizeof(blk));
+        uint8_t wr[16] = { 0x2a, 0, 0, 0, 0, 0, 0, 0, 4 };
+        struct scsi_cmd c = run(g_s1, 0, wr, blk, sizeof(blk));
+        ck_assert_uint_eq(c.status, SAM_GOOD);
+        struct iscsi_lu *lu = target_lu_get(g_t, 0);
+        uint8_t pl[16 + 32 + 28] = { 1, 0, 0, 32 };
+        put_be32(pl + 8, 28);
+        uint8_t *td = pl + 16, *sd = pl + 48;
+        td[0] = 0xe4;
+        td[4] = 0x01;
+        td[5] = 0x03;
+        td[7] = 8;
+        memcpy(td + 8, lu->naa, 8);
+        put_be24(td + 29, 512);
+        lu_unref(lu);
+        sd[0] = 0x02;
+        put_be16(sd + 2, 24);
+        put_be16(sd + 10, 4);
+        put_be64(sd + 12, 0);
+        put_be64(sd + 20, 100);
+        uint8_t xc[16] = { 0x83 };
+        put_be32(xc + 10, sizeof(pl));
+        c = run(g_s1, 0, xc, pl, sizeof(pl));
+        ck_assert_uint_eq(c.status, SAM_GOOD);
+        uint8_t rd[16] = { 0x28, 0, 0, 0, 0, 100, 0, 0, 4 };
+        c = run(g_s1, 0, rd, NULL, 0);
+        ck_assert_mem_eq(c.in, blk, sizeof(blk));
+        free(c.in);
+        /* COPY STATUS of list 1 (held): done, 1 segment, 2 KiB */
+        uint8_t rcr[16] = { 0x84, 0x00, 1 };
+        put_be32(rcr + 10, 64);
+        c = run(g_s1, 0, rcr, NULL, 0);
+        ck_assert_uint_eq(c.status, SAM_GOOD);
+        ck_assert_uint_eq(c.in[4], 1);
+        ck_assert_uint_eq(get_be16(c.in + 5), 1);
+        ck_assert_uint_eq(c.in[7], 1);
+        ck_assert_uint_eq(get_be32(c.in + 8), 2);
+        free(c.in);
+        /* the other nexus holds no list 1 */
+        c = run(g_s2, 0, rcr, NULL, 0);
+        ck_assert_uint_eq(SENSE(c), 0x052400);
+        /* past the end of the LU: COPY ABORTED; an unknown NAA: unreachable target */
+        put_be64(sd + 20, 2046);
+        c = run(g_s1, 0, xc, pl, sizeof(pl));
+        ck_assert_uint_eq(SENSE(c), 0x0a0000);
+        td[8] ^= 0xff;
+        c = run(g_s1, 0, xc, pl, sizeof(pl));
+        ck_assert_uint_eq(SENSE(c), 0x0a0804);
+        /* lengths in the header beyond the parameter list */
+        put_be32(pl + 8, 56);
+        c = run(g_s1, 0, xc, pl, sizeof(pl));
+        ck_assert_uint_eq(SENSE(c), 0x051a00);
+}
+END_TEST
+
 static struct scsi_cmd prout(struct iscsi_session *s, uint8_t sa, uint8_t type, uint64_t key, uint64_t sakey) {
         uint8_t cdb[16] = { 0x5f, sa, type };
         uint8_t pl[24] = { 0 };
@@ -526,6 +584,7 @@ int main(void) {
         tcase_add_test(tc, scsi_basics);
         tcase_add_test(tc, scsi_unmap_caw);
         tcase_add_test(tc, scsi_swp_sanitize);
+        tcase_add_test(tc, scsi_xcopy);
         tcase_add_test(tc, scsi_reservations);
         suite_add_tcase(s, tc);
         return t_run(s);

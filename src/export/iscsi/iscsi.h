@@ -246,6 +246,15 @@ const struct daemon_config *target_daemon_config(void);
 /* ---- Sessions and connections (session.c, conn.c) ----------------------------------------- */
 struct iscsi_task;
 
+/* Held result of an EXTENDED COPY (xcopy.c), by list identifier. */
+struct xcopy_result {
+        bool used, running;
+        uint8_t list_id;
+        uint8_t status;  /* COPY MANAGER STATUS: 1 done, 2 failed */
+        uint16_t segs;
+        uint64_t bytes;
+};
+
 struct iscsi_session {
         atomic_int refs;
         char initiator[224];
@@ -258,6 +267,8 @@ struct iscsi_session {
         struct iscsi_params params;
         unsigned ua_seen[TARGET_MAX_LUNS]; /* LU ua_gen seen by this nexus */
         unsigned mode_seen[TARGET_MAX_LUNS]; /* LU mode_gen seen by this nexus */
+        pthread_mutex_t xcopy_lock;
+        struct xcopy_result xcopy[8];
         struct iscsi_session *next;
 };
 
@@ -439,6 +450,8 @@ int spc_mode_select(struct scsi_cmd *c);
 int spc_report_luns(struct scsi_cmd *c);
 int spc_request_sense(struct scsi_cmd *c);
 int spc_report_opcodes(struct scsi_cmd *c);
+int spc_extended_copy(struct scsi_cmd *c);
+int spc_receive_copy_results(struct scsi_cmd *c);
 
 int sbc_read_capacity10(struct scsi_cmd *c);
 int sbc_service_in16(struct scsi_cmd *c);

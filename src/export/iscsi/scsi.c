@@ -243,6 +243,10 @@ static int dispatch(struct scsi_cmd *c) {
                 return sbc_read_defect_data(c);
         case 0x48:
                 return sbc_sanitize(c);
+        case 0x83:
+                return spc_extended_copy(c);
+        case 0x84:
+                return spc_receive_copy_results(c);
         default:
                 break;
         }

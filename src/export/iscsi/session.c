@@ -23,6 +23,7 @@ struct iscsi_session *session_new(const char *initiator, const uint8_t isid[6], 
         if (!s)
                 return NULL;
         atomic_init(&s->refs, 1);
+        pthread_mutex_init(&s->xcopy_lock, NULL);
         snprintf(s->initiator, sizeof(s->initiator), "%s", initiator);
         memcpy(s->isid, isid, 6);
         s->discovery = discovery;
@@ -42,8 +43,10 @@ struct iscsi_session *session_new(const char *initiator, const uint8_t isid[6], 
 }
 
 struct iscsi_session *session_unref(struct iscsi_session *s) {
-        if (s && atomic_fetch_sub(&s->refs, 1) == 1)
+        if (s && atomic_fetch_sub(&s->refs, 1) == 1) {
+                pthread_mutex_destroy(&s->xcopy_lock);
                 free(s);
+        }
         return NULL;
 }
 
