@@ -4,7 +4,9 @@
  * thread; beside the memory node alone and the bare libgcrypt XTS loop. Prints MB per CPU
  * second of the whole process, and for the encrypt rows also MB per wall second (a request
  * is split across the CPUs the process may use: run it pinned to one core for per-core rates).
- * Usage: encrypt-inproc [SECONDS] [SECTOR] (run by bench/encrypt.sh) */
+ * Usage: encrypt-inproc [SECONDS] [SECTOR] [CIPHER] (run by bench/encrypt.sh; CIPHER is a
+ * format cipher= value, default aes-xts-plain64: with an authenticated one the XTS loop alone
+ * still measures XTS) */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +91,7 @@ static double raw_xts(double secs, uint32_t sector, uint8_t *buf) {
 int main(int argc, char **argv) {
         double secs = argc > 1 ? atof(argv[1]) : 2.0;
         const char *sector = argc > 2 ? argv[2] : "4096";
+        const char *cipher = argc > 3 ? argv[3] : "aes-xts-plain64";
         struct orion_error err = { 0 };
         struct orion_bdev *mem, *vol;
         const struct orion_plugin *t;
@@ -104,13 +107,13 @@ int main(int argc, char **argv) {
         close(fd);
         memset(buf, 0x5a, REQ);
         if (registry_init(getenv("ORION_PLUGIN_DIR")) < 0 ||
-            graph_node_add("mem", "memory", kv("size", "80M", NULL), &mem, &err) < 0 ||
+            graph_node_add("mem", "memory", kv("size", "96M", NULL), &mem, &err) < 0 ||
             !(t = registry_find("encrypt", &err))) {
                 fprintf(stderr, "setup: %s\n", err.msg);
                 return 1;
         }
         struct json_object *fp = kv("child", "mem", "key-file", keyfile, "pbkdf", "pbkdf2", "pbkdf-force-iterations",
-                                    "1000", "sector-size", sector, NULL);
+                                    "1000", "sector-size", sector, "cipher", cipher, NULL);
         p = params_new(t, fp, &err);
         json_object_put(fp);
         if (!p || t->format(p, false, NULL, &err) < 0 ||
@@ -140,8 +143,8 @@ int main(int argc, char **argv) {
                 er = MAX(er, run(vol, false, secs, buf));
                 erw = MAX(erw, g_last_wall);
         }
-        printf("sector=%s xts_only=%.0f memory_write=%.0f memory_read=%.0f encrypt_write=%.0f encrypt_read=%.0f "
-               "encrypt_write_wall=%.0f encrypt_read_wall=%.0f\n", sector, x, mw, mr, ew, er, eww, erw);
+        printf("cipher=%s sector=%s xts_only=%.0f memory_write=%.0f memory_read=%.0f encrypt_write=%.0f encrypt_read=%.0f "
+               "encrypt_write_wall=%.0f encrypt_read_wall=%.0f\n", cipher, sector, x, mw, mr, ew, er, eww, erw);
         graph_close_all();
         registry_done();
         free(buf);

@@ -49,19 +49,23 @@ echo "$(nproc) CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 # ---- openssl, one core: its largest block size (8 KiB or 16 KiB), in MB/s ----------------
 ossl() {
-        taskset -c 0 openssl speed -evp aes-256-xts -seconds 3 "$@" 2>/dev/null |
-                awk '/^AES-256-XTS/ || /^aes-256-xts/ { v = $NF; sub(/k$/, "", v); print int(v * 1000 / 1e6) }'
+        local alg=$1
+        shift
+        taskset -c 0 openssl speed -evp "$alg" -seconds 3 "$@" 2>/dev/null |
+                awk -v a="$alg" 'tolower($1) == a { v = $NF; sub(/k$/, "", v); print int(v * 1000 / 1e6) }'
 }
-openssl_mbs=$(ossl)
-openssl_4k=$(ossl -bytes 4096)
-openssl_512=$(ossl -bytes 512)
-[ -n "$openssl_mbs" ] && [ -n "$openssl_4k" ] && [ -n "$openssl_512" ] ||
+openssl_mbs=$(ossl aes-256-xts)
+openssl_4k=$(ossl aes-256-xts -bytes 4096)
+openssl_512=$(ossl aes-256-xts -bytes 512)
+openssl_gcm=$(ossl aes-256-gcm -bytes 4096)
+[ -n "$openssl_mbs" ] && [ -n "$openssl_4k" ] && [ -n "$openssl_512" ] && [ -n "$openssl_gcm" ] ||
         { echo "could not parse openssl speed" >&2; exit 1; }
 
 # ---- in-process: one thread on core 0, then every CPU --------------------------------------
 inproc_4k=$(taskset -c 0 "$inproc" "$runtime" 4096 | tail -1)
 inproc_512=$(taskset -c 0 "$inproc" "$runtime" 512 | tail -1)
 inproc_all=$("$inproc" "$runtime" 4096 | tail -1)
+inproc_gcm=$(taskset -c 0 "$inproc" "$runtime" 4096 aes-gcm-random | tail -1)
 
 # ---- through NBD: memory node plain and encrypted, same daemon --------------------------
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -108,7 +112,7 @@ done
 "$orionctl" --socket "$tmp/ctl.sock" --json stats vol >"$tmp/stats.json"
 
 /usr/bin/python3 - "$tmp" "$openssl_mbs" "$openssl_4k" "$openssl_512" "$ncpu" \
-        "$inproc_4k" "$inproc_512" "$inproc_all" <<'PY'
+        "$inproc_4k" "$inproc_512" "$inproc_all" "$inproc_gcm" "$openssl_gcm" <<'PY'
 import json, sys
 tmp, ossl, ncpu = sys.argv[1], float(sys.argv[2]), int(sys.argv[5])
 ossl_unit = {"4096": float(sys.argv[3]), "512": float(sys.argv[4])}
@@ -136,6 +140,11 @@ print(f"in-process, sector 4096, on all {ncpu} CPUs (a lone request is split acr
 for rw in ("write", "read"):
     v, w = float(d["encrypt_" + rw]), float(d["encrypt_" + rw + "_wall"])
     print(f"  encrypt over memory, {rw:5s}  {v:8.0f} MB/CPU-s ({v / ossl:.2f} per core)  {w:8.0f} MB/s wall")
+d, gcm = kv(sys.argv[9]), float(sys.argv[10])
+print(f"in-process, authenticated aes-gcm-random, sector 4096, pinned (openssl aes-256-gcm 4096-byte: {gcm:.0f})")
+for rw in ("write", "read"):
+    v = float(d["encrypt_" + rw])
+    print(f"  encrypt over memory, {rw:5s}  {v:8.0f} MB/CPU-s  ({v / ossl:.2f} of openssl XTS, {v / gcm:.2f} of its GCM)")
 print()
 print(f"NBD export, fio 1 MiB sequential, iodepth 4   MB/s wall   MB per oriond CPU-s   ratio per core")
 for rw in ("write", "read"):
