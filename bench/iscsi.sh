@@ -9,7 +9,8 @@
 # Not a test: nothing is asserted. Needs root for tgtd.
 # -j N runs N iscsi-load clients (N sessions) at once and sums them, for when one client
 # process is the bottleneck.
-# Usage: bench/iscsi.sh [-r RUNTIME_S] [-s SIZE_MB] [-b BUILD_DIR] [-j CLIENTS]
+# -c "load fio qemu-img perf" picks the clients (default: all four).
+# Usage: bench/iscsi.sh [-r RUNTIME_S] [-s SIZE_MB] [-b BUILD_DIR] [-j CLIENTS] [-c CLIENT-LIST]
 set -euo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
@@ -17,15 +18,18 @@ runtime=10
 size_mb=512
 build=$(cd "$(dirname "$0")/.." && pwd)/build
 jobs=1
-while getopts "r:s:b:j:" o; do
+clients="load fio qemu-img perf"
+while getopts "r:s:b:j:c:" o; do
         case $o in
         r) runtime=$OPTARG ;;
         s) size_mb=$OPTARG ;;
         b) build=$OPTARG ;;
         j) jobs=$OPTARG ;;
-        *) echo "usage: $0 [-r RUNTIME_S] [-s SIZE_MB] [-b BUILD_DIR] [-j CLIENTS]" >&2; exit 2 ;;
+        c) clients=$OPTARG ;;
+        *) echo "usage: $0 [-r RUNTIME_S] [-s SIZE_MB] [-b BUILD_DIR] [-j CLIENTS] [-c CLIENT-LIST]" >&2; exit 2 ;;
         esac
 done
+want() { [[ " $clients " == *" $1 "* ]]; }
 for c in cc fio qemu-nbd qemu-img nbdinfo iscsi-perf iscsi-inq tgtd tgtadm /usr/bin/python3; do
         command -v "$c" >/dev/null || { echo "$c is needed" >&2; exit 1; }
 done
@@ -74,7 +78,7 @@ url_orion=iscsi://127.0.0.1:$p_orion/iqn.2026-11.org.orion:disk/0
 
 # tgtd on its own portal and management port, LUN 1 = the same file (LUN 0 is tgt's controller).
 p_tgt=$(port)
-ctl=$((20000 + RANDOM % 20000))
+ctl=$((20000 + RANDOM % 10000)) # tgtadm -C takes at most 32767
 tgtd -f -C "$ctl" --iscsi portal=127.0.0.1:$p_tgt >"$tmp/tgtd.log" 2>&1 &
 tgtd_pid=$!
 tgt_iqn=iqn.2026-11.org.orion:bench-tgt
@@ -110,6 +114,7 @@ for w in "${workloads[@]}"; do
         read -r wname rw bs qd <<<"$w"
         case $bs in *k) bytes=$((${bs%k} << 10)) ;; *M) bytes=$((${bs%M} << 20)) ;; *) bytes=$bs ;; esac
         for t in "orion $url_orion" "tgtd $url_tgt"; do
+                want load || continue
                 read -r tname u <<<"$t"
                 lp=()
                 for j in $(seq "$jobs"); do
@@ -121,6 +126,7 @@ for w in "${workloads[@]}"; do
                         >"$tmp/load.$wname.$tname"
         done
         for t in "${targets[@]}"; do
+                want fio || continue
                 read -r tname p <<<"$t"
                 fio --name="$wname" --ioengine=nbd --uri="nbd://127.0.0.1:$p/disk" --rw="$rw" --bs="$bs" \
                     --iodepth="$qd" --numjobs=1 --size="${size_mb}M" --time_based --runtime="$runtime" \
@@ -136,6 +142,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 qworkloads=("4k-read 4096 32 1052672 10000" "4k-write 4096 32 1052672 10000 -w"
         "1M-read 1048576 8 1048576 600" "1M-write 1048576 8 1048576 400 -w")
 for w in "${qworkloads[@]}"; do
+        want qemu-img || continue
         read -r wname bytes qd step rate wflag <<<"$w"
         for t in "orion $url_orion ${pids[0]}" "tgtd $url_tgt $tgtd_pid"; do
                 read -r tname u tpid <<<"$t"
@@ -151,25 +158,26 @@ for w in "${qworkloads[@]}"; do
 done
 # iscsi-perf: libiscsi straight to the target, 8 x 512-byte blocks per request, random, 32 in flight.
 for t in "orion $url_orion" "tgtd $url_tgt"; do
+        want perf || continue
         read -r tname u <<<"$t"
         timeout $((runtime + 15)) iscsi-perf -m 32 -b 8 -r -t "$runtime" "$u" >"$tmp/perf.$tname.log" 2>&1 || true
         echo "  done iscsi-perf on $tname" >&2
 done
 
-/usr/bin/python3 - "$tmp" "${workloads[@]}" <<'PY'
+/usr/bin/python3 - "$tmp" "$clients" "${workloads[@]}" <<'PY'
 import json, re, sys
-tmp, workloads = sys.argv[1], [w.split()[0] for w in sys.argv[2:]]
+tmp, clients, workloads = sys.argv[1], sys.argv[2].split(), [w.split()[0] for w in sys.argv[3:]]
 qworkloads = ["4k-read", "4k-write", "1M-read", "1M-write"]
 print("%-22s | %-21s | %-21s | %s" % ("workload", "orion IOPS / MB/s", "tgtd IOPS / MB/s", "orion / tgtd"))
 print("-" * 84)
-for w in workloads:
+for w in workloads if "load" in clients else []:
     res = {}
     for t in ("orion", "tgtd"):
         iops, _, mbs, _ = open("%s/load.%s.%s" % (tmp, w, t)).read().split()
         res[t] = (float(iops), float(mbs))
     cells = ["%9.0f / %9.1f" % res[t] for t in ("orion", "tgtd")]
     print("%-22s | %-21s | %-21s | %.2f" % (w + " direct", cells[0], cells[1], res["orion"][0] / max(res["tgtd"][0], 1)))
-for w in workloads:
+for w in workloads if "fio" in clients else []:
     res = {}
     for t in ("orion", "tgtd"):
         j = json.load(open("%s/%s.%s.json" % (tmp, w, t)))["jobs"][0]
@@ -177,14 +185,17 @@ for w in workloads:
         res[t] = (side["iops"], side["bw_bytes"] / 1e6)
     cells = ["%9.0f / %9.1f" % res[t] for t in ("orion", "tgtd")]
     print("%-22s | %-21s | %-21s | %.2f" % (w + " qemu-nbd", cells[0], cells[1], res["orion"][0] / max(res["tgtd"][0], 1)))
-res = {}
-for t in ("orion", "tgtd"):
+res = {"orion": 0.0, "tgtd": 0.0}
+for t in ("orion", "tgtd") if "perf" in clients else []:
     txt = open("%s/perf.%s.log" % (tmp, t)).read()
     m = re.findall(r"([0-9.]+) IOPS", txt) or re.findall(r"iops[^0-9]*([0-9.]+)", txt, re.I)
     res[t] = float(m[-1]) if m else 0.0
-print("%-22s | %9.0f / %9.1f | %9.0f / %9.1f | %.2f" % ("4k-randread iscsi-perf", res["orion"], res["orion"] * 4096 / 1e6,
+if "perf" in clients:
+  print("%-22s | %9.0f / %9.1f | %9.0f / %9.1f | %.2f" % ("4k-randread iscsi-perf", res["orion"], res["orion"] * 4096 / 1e6,
       res["tgtd"], res["tgtd"] * 4096 / 1e6, res["orion"] / max(res["tgtd"], 1)))
 cpu = {}
+if "qemu-img" not in clients:
+    qworkloads = []
 for w in qworkloads:
     res = {}
     for t in ("orion", "tgtd"):
@@ -194,8 +205,9 @@ for w in qworkloads:
         cpu[(w, t)] = int(ticks) * 1e6 / int(hz) / float(count)
     cells = ["%9.0f / %9.1f" % res[t] for t in ("orion", "tgtd")]
     print("%-22s | %-21s | %-21s | %.2f" % (w + " qemu-img", cells[0], cells[1], res["orion"][0] / max(res["tgtd"][0], 1)))
-print()
-print("target CPU time per request under qemu-img bench (all threads; lower is better):")
+if qworkloads:
+  print()
+  print("target CPU time per request under qemu-img bench (all threads; lower is better):")
 for w in qworkloads:
     print("  %-10s orion %7.1f us   tgtd %7.1f us   tgtd / orion %.2f" % (w, cpu[(w, "orion")], cpu[(w, "tgtd")],
           cpu[(w, "tgtd")] / max(cpu[(w, "orion")], 1e-9)))

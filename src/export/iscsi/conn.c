@@ -459,7 +459,14 @@ static int handle_scsi_cmd(struct iscsi_conn *c, struct iscsi_pdu *p) {
                 task_free(tt);
                 return 0;
         }
-        t->buf = malloc(t->edtl);
+        if (p->data_len == t->edtl) {
+                /* all the data came as immediate data: the task takes the PDU's buffer */
+                t->buf = TAKE_PTR(p->data);
+        } else {
+                t->buf = malloc(t->edtl);
+                if (t->buf && p->data_len)
+                        memcpy(t->buf, p->data, p->data_len);
+        }
         if (t->buf)
                 atomic_fetch_add(&c->buffered, t->edtl);
         if (!t->buf) {
@@ -468,8 +475,6 @@ static int handle_scsi_cmd(struct iscsi_conn *c, struct iscsi_pdu *p) {
                 lu_unref(t->lu);
                 return -ENOMEM;
         }
-        if (p->data_len)
-                memcpy(t->buf, p->data, p->data_len);
         t->received = p->data_len;
         t->ttt = RSVD_TAG;
         if (!final) {
