@@ -344,7 +344,7 @@ int stripe_write(struct raid *r, const void *buf, uint64_t len, uint64_t off, ui
         uint64_t first = off / rowbytes, last = (off + len - 1) / rowbytes;
         size_t nrows = last - first + 1, cap = 0;
         struct row stack_rows[STACK_ROWS];
-        struct orion_req stack_q[STACK_ROWS * MAXR];
+        struct orion_req stack_q[128]; /* grows onto the heap when needed */
         _cleanup_free_ struct row *heap_rows = nrows > STACK_ROWS ? calloc(nrows, sizeof(struct row)) : NULL;
         struct row *rows = nrows > STACK_ROWS ? heap_rows : stack_rows;
         struct reqv v = {.q = stack_q, .cap = ELEMENTSOF(stack_q), .on_stack = true};
