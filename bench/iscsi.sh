@@ -93,6 +93,21 @@ for u in "$url_orion" "$url_tgt"; do
         iscsi-inq "$u" >/dev/null || { echo "target $u did not start" >&2; cat "$tmp"/*.log >&2; exit 1; }
 done
 
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Before each measured run: dirty pages written back, and both targets idle (a target may
+# still be finishing what the previous run's clients left queued), so that no run pays for
+# the one before it.
+settle() {
+        local a b i
+        sync
+        for i in $(seq 50); do
+                a="$(cpu_ticks "${pids[0]}") $(cpu_ticks "$tgtd_pid")"
+                sleep 0.2
+                b="$(cpu_ticks "${pids[0]}") $(cpu_ticks "$tgtd_pid")"
+                [ "$a" = "$b" ] && break
+        done
+}
+
 # The same bridge for both: qemu-nbd (libiscsi inside) re-exports each LUN over NBD for fio.
 bridge() { # URL NAME: sets $bport
         bport=$(port)
@@ -116,6 +131,7 @@ for w in "${workloads[@]}"; do
         for t in "orion $url_orion" "tgtd $url_tgt"; do
                 want load || continue
                 read -r tname u <<<"$t"
+                settle
                 lp=()
                 for j in $(seq "$jobs"); do
                         "$tmp/iscsi-load" "$u" "$rw" "$bytes" "$qd" "$runtime" >"$tmp/load.$wname.$tname.$j" &
@@ -128,6 +144,7 @@ for w in "${workloads[@]}"; do
         for t in "${targets[@]}"; do
                 want fio || continue
                 read -r tname p <<<"$t"
+                settle
                 fio --name="$wname" --ioengine=nbd --uri="nbd://127.0.0.1:$p/disk" --rw="$rw" --bs="$bs" \
                     --iodepth="$qd" --numjobs=1 --size="${size_mb}M" --time_based --runtime="$runtime" \
                     --ramp_time=1 --group_reporting --output-format=json --output="$tmp/$wname.$tname.json" \
@@ -138,7 +155,6 @@ done
 # qemu-img bench: libiscsi inside qemu's block layer, no bridge, the cheapest client per I/O.
 # It has no random mode: 4k requests go to offsets strided by 1 MiB + 4 KiB (wrapping), 1M
 # requests are sequential. Each run also records the target's CPU time (all its threads).
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 qworkloads=("4k-read 4096 32 1052672 10000" "4k-write 4096 32 1052672 10000 -w"
         "1M-read 1048576 8 1048576 600" "1M-write 1048576 8 1048576 400 -w")
 for w in "${qworkloads[@]}"; do
@@ -147,6 +163,7 @@ for w in "${qworkloads[@]}"; do
         for t in "orion $url_orion ${pids[0]}" "tgtd $url_tgt $tgtd_pid"; do
                 read -r tname u tpid <<<"$t"
                 count=$((rate * runtime))
+                settle
                 c0=$(cpu_ticks "$tpid")
                 qemu-img bench -f raw -t none -c "$count" -d "$qd" -s "$bytes" -S "$step" $wflag "$u" \
                         >"$tmp/qb.$wname.$tname.log" 2>&1 || { echo "qemu-img bench failed: $wname on $tname" >&2; exit 1; }
@@ -160,6 +177,7 @@ done
 for t in "orion $url_orion" "tgtd $url_tgt"; do
         want perf || continue
         read -r tname u <<<"$t"
+        settle
         timeout $((runtime + 15)) iscsi-perf -m 32 -b 8 -r -t "$runtime" "$u" >"$tmp/perf.$tname.log" 2>&1 || true
         echo "  done iscsi-perf on $tname" >&2
 done

@@ -344,7 +344,7 @@ int stripe_write(struct raid *r, const void *buf, uint64_t len, uint64_t off, ui
         uint64_t first = off / rowbytes, last = (off + len - 1) / rowbytes;
         size_t nrows = last - first + 1, cap = 0;
         struct row stack_rows[STACK_ROWS];
-        struct orion_req stack_q[STACK_ROWS * MAXR];
+        struct orion_req stack_q[128]; /* grows onto the heap when needed */
         _cleanup_free_ struct row *heap_rows = nrows > STACK_ROWS ? calloc(nrows, sizeof(struct row)) : NULL;
         struct row *rows = nrows > STACK_ROWS ? heap_rows : stack_rows;
         struct reqv v = {.q = stack_q, .cap = ELEMENTSOF(stack_q), .on_stack = true};
@@ -403,17 +403,18 @@ unlock:
 static int reconstruct(struct raid *r, uint64_t row, unsigned role, uint64_t s, uint64_t e, uint8_t *out) {
         unsigned np = np_of(r), k = r->n - np;
         uint64_t width = e - s, moff = row * r->chunk;
+        size_t cap;
+        uint8_t *mem = raid_scratch_get(r, (k + np) * width, &cap);
+        int ret = -EIO;
 
+        if (!mem)
+                return -ENOMEM;
         for (unsigned attempt = 0; attempt <= r->n; attempt++) {
                 struct orion_req q[MAXR];
                 uint8_t *blk[MAXR];
                 unsigned lost[MAXR], nlost = 0;
                 size_t nq = 0;
-                _cleanup_free_ uint8_t *mem = orion_alloc_aligned((k + np) * width);
-                int ret;
 
-                if (!mem)
-                        return -ENOMEM;
                 for (unsigned i = 0; i < k + np; i++) {
                         blk[i] = mem + i * width;
                         if (raid_member_readable(r, role_member(r, row, i), moff))
@@ -423,23 +424,22 @@ static int reconstruct(struct raid *r, uint64_t row, unsigned role, uint64_t s, 
                                 lost[nlost++] = i;
                 }
                 if (nlost > np)
-                        return -EIO;
+                        break;
                 if (raid_submit(r, q, nq) < 0) {
                         for (size_t i = 0; i < nq; i++)
                                 if (q[i].result < 0)
                                         raid_member_failed(r, q[i].bdev, q[i].result);
                         continue;
                 }
-                if (nlost > 0) {
-                        ret = parity_recover(k, np, width, blk, lost, nlost);
-                        if (ret < 0)
-                                return ret;
+                ret = nlost > 0 ? parity_recover(k, np, width, blk, lost, nlost) : 0;
+                if (ret == 0) {
+                        memcpy(out, blk[role], width);
+                        atomic_fetch_add(&r->degraded_reads, 1);
                 }
-                memcpy(out, blk[role], width);
-                atomic_fetch_add(&r->degraded_reads, 1);
-                return 0;
+                break;
         }
-        return -EIO;
+        raid_scratch_put(r, mem, cap);
+        return ret;
 }
 
 #define STACK_REQS 64
@@ -554,7 +554,8 @@ static uint64_t row_check(struct raid *r, uint8_t **blk, uint8_t *p2, uint8_t *q
 int stripe_sync_row(struct raid *r, uint64_t row, enum sync_mode mode, uint64_t *ret_mismatch) {
         unsigned np = np_of(r), k = r->n - np;
         uint64_t moff = row * r->chunk, C = r->chunk;
-        _cleanup_free_ uint8_t *mem = orion_alloc_aligned((k + np + 2) * C);
+        size_t cap;
+        uint8_t *mem = raid_scratch_get(r, (k + np + 2) * C, &cap);
         uint8_t *blk[MAXR];
         bool dirty[MAXR] = {};
         int ret = 0;
@@ -622,5 +623,6 @@ int stripe_sync_row(struct raid *r, uint64_t row, enum sync_mode mode, uint64_t 
         }
 out:
         raid_unlock_range(r, row, row);
+        raid_scratch_put(r, mem, cap);
         return ret;
 }

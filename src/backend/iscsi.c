@@ -35,6 +35,8 @@ struct iscsi_req {
         uint64_t len, off;
         struct scsi_iovec iov;
         unsigned retries;
+        uint64_t give_up;           /* request-timeout + retry-timeout after the start; 0 = never */
+        bool timed_out;             /* went unanswered once: see issue_queued */
         int result;
         sem_t done;                 /* posted once result is final: one wake-up for this caller */
         struct iscsi_req *next;
@@ -203,8 +205,10 @@ static void task_cb(struct iscsi_context *ctx, int status, void *command_data, v
                  * the session): never answered, so it is sent again on the next session */
                 if (t)
                         scsi_free_scsi_task(t);
-                if (status == SCSI_STATUS_TIMEOUT)
+                if (status == SCSI_STATUS_TIMEOUT) {
                         l->timed_out = true;
+                        q->timed_out = true;
+                }
                 req_requeue(l, q);
                 return;
         } else if (status == SCSI_STATUS_CHECK_CONDITION && t) {
@@ -272,6 +276,16 @@ static void issue_queued(struct iscsi_leaf *l) {
                 pthread_mutex_unlock(&l->qlock);
                 if (!q)
                         return;
+                /* A target that logs in fine but is always too slow for this command must not
+                 * keep it going round forever. (One that does not come back is failed by
+                 * fail_queued past retry-timeout, with the node degraded.) */
+                if (q->timed_out && q->give_up && remote_now_ns() >= q->give_up) {
+                        orion_log_ratelimited(ORION_LOG_ERR,
+                                              "%s: a command got no answer within request-timeout + retry-timeout: EIO",
+                                              l->what);
+                        req_finish(l, q, -EIO);
+                        continue;
+                }
                 l->inflight++;
                 if (!issue(l, q)) {
                         l->inflight--;
@@ -398,6 +412,7 @@ static int run_req(struct iscsi_leaf *l, struct iscsi_req *q) {
                 return r == -ESHUTDOWN ? -EIO : r;
         q->leaf = l;
         q->next = NULL;
+        q->give_up = l->req_timeout ? remote_now_ns() + (uint64_t) l->req_timeout * 1000000000u + l->rs.window_ns : 0;
         sem_init(&q->done, 0, 0);
         pthread_mutex_lock(&l->qlock);
         *l->queue_tail = q;

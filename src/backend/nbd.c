@@ -359,6 +359,13 @@ static int issue_once(struct nbd_leaf *l, enum nbd_cmd cmd, void *buf, uint64_t 
 static int nbd_cmd_run(struct nbd_leaf *l, enum nbd_cmd cmd, void *buf, uint64_t len, uint64_t off, uint32_t flags,
                        struct orion_extents *ext) {
         struct nbd_wait w = { .ext = ext, .ext_next = off, .ext_end = off + len };
+        /* A server that answers handshakes but is always slower than request-timeout for this
+         * request (each attempt dropped, each reconnect fine) must not keep it going round
+         * forever: past request-timeout + retry-timeout, and resent more often than there are
+         * connections, it fails. A frozen server is not caught here: it drops each connection
+         * at most once (reconnects then fail), and remote_wait_up gives EIO and degraded. */
+        uint64_t give_up = l->req_timeout_ns ? remote_now_ns() + l->req_timeout_ns + l->rs.window_ns : 0;
+        unsigned resent = 0;
         int r;
 
         sem_init(&w.freed, 0, 0);
@@ -366,6 +373,13 @@ static int nbd_cmd_run(struct nbd_leaf *l, enum nbd_cmd cmd, void *buf, uint64_t
                 r = remote_wait_up(&l->rs);
                 if (r < 0)
                         break;
+                if (resent > l->nconns && give_up && remote_now_ns() >= give_up) {
+                        orion_log_ratelimited(ORION_LOG_ERR,
+                                              "%s: a request got no answer within request-timeout + retry-timeout: EIO",
+                                              l->what);
+                        r = -EIO;
+                        break;
+                }
                 if (cmd == CMD_BLOCK_STATUS) {
                         /* a retry continues where the extents stopped */
                         off = w.ext_next;
@@ -386,6 +400,7 @@ static int nbd_cmd_run(struct nbd_leaf *l, enum nbd_cmd cmd, void *buf, uint64_t
                         break;
                 /* The connection died under the command: nothing was acknowledged, so it is
                  * safe to send again once a connection is back (writes are idempotent). */
+                resent++;
                 atomic_fetch_add(&l->retried, 1);
                 (void) remote_sleep(&l->rs, 10000000u);
         }
