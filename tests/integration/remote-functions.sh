@@ -48,13 +48,43 @@ tgtd_ctl_port() { echo $((1000 + $1 % 30000)); }
 node_health() {
         orionctl --json node-info "$1" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["health"])'
 }
+# health_is NODE WORD; wait_health NODE WORD [TIMEOUT]
+health_is() { [ "$(node_health "$1")" = "$2" ]; }
+wait_health() { wait_for "${3:-60}" health_is "$1" "$2"; }
 
-# node_write_ops NODE: completed write requests of NODE.
-node_write_ops() {
-        orionctl --json stats "$1" | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['$1']['write']['ops'])"
+# node_stat NODE KEY [SUBKEY]: a counter from `orionctl stats NODE` (0 when absent).
+node_stat() {
+        orionctl --json stats "$1" | /usr/bin/python3 -c '
+import json, sys
+v = json.load(sys.stdin)[sys.argv[1]]
+for k in sys.argv[2:]:
+    v = v.get(k, 0) if isinstance(v, dict) else 0
+print(v)' "$@"
 }
-# wait_health NODE WORD [TIMEOUT]
-wait_health() { wait_for "${3:-60}" sh -c "[ \"\$(\"$ORIONCTL\" --socket \"$CTL_SOCK\" --json node-info $1 | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[\"health\"])')\" = $2 ]"; }
+# node_write_ops NODE: completed write requests of NODE.
+node_write_ops() { node_stat "$1" write ops; }
+# stat_above N NODE KEY [SUBKEY]: whether that counter exceeds N (for wait_for).
+stat_above() { [ "$(node_stat "${@:2}")" -gt "$1" ]; }
+
+# remote_volume NODE TYPE URL RETRY-TIMEOUT: start oriond with one remote leaf NODE (type nbd
+# takes uri=, type iscsi url=) exported as "vol" over NBD; sets $orion to the export's URI.
+remote_volume() {
+        local key=uri
+        [ "$2" = iscsi ] && key=url
+        nbd_config "$tmp/oriond.conf"
+        cat >>"$tmp/oriond.conf" <<CONF
+[node $1]
+type = $2
+$key = $3
+retry-timeout = $4
+
+[export vol]
+node = $1
+protocols = nbd
+CONF
+        start_oriond "$tmp/oriond.conf"
+        orion=nbd://127.0.0.1:$NBD_PORT/vol
+}
 # On failure, stop oriond before the remote server goes: with the server gone its final flush
 # would wait for retry-timeout. Register with cleanup_fn after the server's own cleanup.
 stop_oriond_first() {

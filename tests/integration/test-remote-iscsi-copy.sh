@@ -18,20 +18,8 @@ tgtd_start "$port" "$ctl" "$tmp/lun.img"
 # thin provisioning: tgtd then offers UNMAP and WRITE SAME (Logical Block Provisioning VPD)
 tgtadm -C "$ctl" --lld iscsi --mode logicalunit --op update --tid 1 --lun 1 --params thin_provisioning=1 ||
         die "tgtadm: cannot enable thin provisioning"
+remote_volume lun iscsi "iscsi://127.0.0.1:$port/$TGT_IQN/1" 10
 conf=$tmp/oriond.conf
-nbd_config "$conf"
-cat >>"$conf" <<CONF
-[node lun]
-type = iscsi
-url = iscsi://127.0.0.1:$port/$TGT_IQN/1
-retry-timeout = 10
-
-[export vol]
-node = lun
-protocols = nbd
-CONF
-start_oriond "$conf"
-orion=nbd://127.0.0.1:$NBD_PORT/vol
 [ "$(nbdinfo --size "$orion")" = $((32 << 20)) ] || die "size through Orion is wrong"
 
 head -c $((8 << 20)) /dev/urandom >"$tmp/a"

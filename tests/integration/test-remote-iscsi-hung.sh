@@ -35,10 +35,7 @@ start_oriond "$conf"
 patient=nbd://127.0.0.1:$NBD_PORT/patient
 nbdsh -u "$patient" -c 'h.pwrite(b"x" * 4096, 0); h.flush()' || die "first write failed"
 
-dropped() {
-        orionctl --json stats "$1" |
-                /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['$1'].get('dropped_unanswering', 0))"
-}
+dropped() { node_stat "$1" dropped_unanswering; }
 [ "$(dropped patient)" = 0 ] || die "a session was dropped while the target answered"
 
 # Frozen, then back within retry-timeout: the requests issued meanwhile complete.
@@ -46,7 +43,7 @@ kill -STOP "$TGTD_PID"
 nbdsh -u "$patient" -c 'h.pwrite(b"y" * 4096, 8192); h.flush(); assert h.pread(4096, 0) == b"x" * 4096' \
         >"$tmp/patient.log" 2>&1 &
 client=$!
-wait_for 60 sh -c "[ \$(\"$ORIONCTL\" --socket \"$CTL_SOCK\" --json stats patient | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[\"patient\"].get(\"dropped_unanswering\", 0))') -ge 1 ]" ||
+wait_for 60 stat_above 0 patient dropped_unanswering ||
         die "the unanswered session was not dropped"
 kill -0 "$client" 2>/dev/null || die "the client finished while the target was frozen: $(cat "$tmp/patient.log")"
 kill -CONT "$TGTD_PID"

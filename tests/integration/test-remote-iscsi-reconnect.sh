@@ -15,26 +15,13 @@ port=$(free_port)
 ctl=$(tgtd_ctl_port "$port")
 truncate -s 32M "$tmp/lun.img"
 tgtd_start "$port" "$ctl" "$tmp/lun.img"
-conf=$tmp/oriond.conf
-nbd_config "$conf"
-cat >>"$conf" <<CONF
-[node lun]
-type = iscsi
-url = iscsi://127.0.0.1:$port/$TGT_IQN/1
-retry-timeout = 60
-
-[export vol]
-node = lun
-protocols = nbd
-CONF
-start_oriond "$conf"
-orion=nbd://127.0.0.1:$NBD_PORT/vol
+remote_volume lun iscsi "iscsi://127.0.0.1:$port/$TGT_IQN/1" 60
 
 # ---- within the window: fio verifies across the restart
 (cd "$tmp" && exec fio --name=verify --ioengine=nbd --uri="$orion" --rw=randwrite --bs=4k --size=16M --iodepth=16 \
         --verify=crc32c --do_verify=1 --verify_fatal=1 --output="$tmp/fio.out" >/dev/null 2>"$tmp/fio.err") &
 fio_pid=$!
-wait_for 120 sh -c "[ \$(\"$ORIONCTL\" --socket \"$CTL_SOCK\" --json stats lun | /usr/bin/python3 -c \"import json,sys; print(json.load(sys.stdin)['lun']['write']['ops'])\") -gt 300 ]" ||
+wait_for 120 stat_above 300 lun write ops ||
         die "workload did not start"
 tgtd_kill
 wait_health lun degraded 30 || die "the leaf did not notice the target going away"

@@ -11,20 +11,7 @@ cleanup_fn stop_oriond_first
 
 remote_port=$(free_port)
 nbdkit_start "$remote_port" memory 32M
-conf=$tmp/oriond.conf
-nbd_config "$conf"
-cat >>"$conf" <<CONF
-[node remote]
-type = nbd
-uri = nbd://127.0.0.1:$remote_port/
-retry-timeout = 10
-
-[export vol]
-node = remote
-protocols = nbd
-CONF
-start_oriond "$conf"
-orion=nbd://127.0.0.1:$NBD_PORT/vol
+remote_volume remote nbd "nbd://127.0.0.1:$remote_port/" 10
 direct=nbd://127.0.0.1:$remote_port/
 
 [ "$(nbdinfo --size "$orion")" = $((32 << 20)) ] || die "size through Orion is wrong"

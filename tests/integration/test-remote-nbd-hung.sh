@@ -45,10 +45,7 @@ patient=nbd://127.0.0.1:$NBD_PORT/patient
 impatient=nbd://127.0.0.1:$NBD_PORT/impatient
 nbdsh -u "$patient" -c 'h.pwrite(b"x" * 4096, 0); h.flush()' || die "first write failed"
 
-dropped() {
-        orionctl --json stats "$1" |
-                /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['$1'].get('dropped_unanswering', 0))"
-}
+dropped() { node_stat "$1" dropped_unanswering; }
 [ "$(dropped patient)" = 0 ] || die "a connection was dropped while the server answered"
 
 # Frozen, then back within retry-timeout: the requests issued meanwhile complete.
@@ -56,7 +53,7 @@ kill -STOP "$NBDKIT_PID"
 nbdsh -u "$patient" -c 'h.pwrite(b"y" * 4096, 8192); h.flush(); assert h.pread(4096, 0) == b"x" * 4096' \
         >"$tmp/patient.log" 2>&1 &
 client=$!
-wait_for 60 sh -c "[ \$(\"$ORIONCTL\" --socket \"$CTL_SOCK\" --json stats patient | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[\"patient\"].get(\"dropped_unanswering\", 0))') -ge 1 ]" ||
+wait_for 60 stat_above 0 patient dropped_unanswering ||
         die "the unanswered connection was not dropped"
 kill -0 "$client" 2>/dev/null || die "the client finished while the server was frozen: $(cat "$tmp/patient.log")"
 kill -CONT "$NBDKIT_PID"

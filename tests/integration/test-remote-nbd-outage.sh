@@ -12,20 +12,7 @@ cleanup_fn stop_oriond_first
 remote_port=$(free_port)
 truncate -s 16M "$tmp/remote.img"
 nbdkit_start "$remote_port" file "$tmp/remote.img"
-conf=$tmp/oriond.conf
-nbd_config "$conf"
-cat >>"$conf" <<CONF
-[node remote]
-type = nbd
-uri = nbd://127.0.0.1:$remote_port/
-retry-timeout = 2
-
-[export vol]
-node = remote
-protocols = nbd
-CONF
-start_oriond "$conf"
-orion=nbd://127.0.0.1:$NBD_PORT/vol
+remote_volume remote nbd "nbd://127.0.0.1:$remote_port/" 2
 nbdsh -u "$orion" -c 'h.pwrite(b"x" * 4096, 0); h.flush()' || die "first write failed"
 
 nbdkit_kill

@@ -13,26 +13,14 @@ cleanup_fn stop_oriond_first
 remote_port=$(free_port)
 truncate -s 64M "$tmp/remote.img"
 nbdkit_start "$remote_port" file "$tmp/remote.img"
-conf=$tmp/oriond.conf
-nbd_config "$conf"
-cat >>"$conf" <<CONF
-[node remote]
-type = nbd
-uri = nbd://127.0.0.1:$remote_port/
-retry-timeout = 60
-
-[export vol]
-node = remote
-protocols = nbd
-CONF
-start_oriond "$conf"
+remote_volume remote nbd "nbd://127.0.0.1:$remote_port/" 60
 
 (cd "$tmp" && exec fio --name=verify --ioengine=nbd --uri="nbd://127.0.0.1:$NBD_PORT/vol" --rw=randwrite --bs=4k --size=24M \
         --iodepth=16 --verify=crc32c --do_verify=1 --verify_fatal=1 --randrepeat=1 \
         --output="$tmp/fio.out" >/dev/null 2>"$tmp/fio.err") &
 fio_pid=$!
 # Kill the server once the workload is under way, then bring it back after Orion noticed.
-wait_for 120 sh -c "[ \$(\"$ORIONCTL\" --socket \"$CTL_SOCK\" --json stats remote | /usr/bin/python3 -c \"import json,sys; print(json.load(sys.stdin)['remote']['write']['ops'])\") -gt 500 ]" ||
+wait_for 120 stat_above 500 remote write ops ||
         die "workload did not start"
 nbdkit_kill
 wait_health remote degraded 30 || die "the leaf did not notice the server going away"
