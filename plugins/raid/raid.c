@@ -39,7 +39,7 @@ void raid_req(struct orion_req *q, struct raid *r, struct orion_bdev *dev, enum 
  * preempted on a busy machine does not count. A parallel array times one request inline once
  * every RAID_PROBE_NS to find out whether that is still so. */
 #define RAID_WAIT_NS 50000ull
-#define RAID_PROBE_NS 1000000000ull
+#define RAID_PROBE_NS 100000000ull
 
 struct usage {
         uint64_t wall, cpu, sleeps;

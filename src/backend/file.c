@@ -66,13 +66,19 @@ static int file_flush(struct orion_bdev *b, uint32_t flags) {
 }
 
 /* ---- Discard and zeroes -------------------------------------------------------------------- */
+static void data_forget(struct file_node *f);
+
+/* Every hole the leaf makes comes through here (punch, zero range, BLKDISCARD aside). */
 static int do_fallocate(struct file_node *f, int mode, uint64_t len, uint64_t off) {
+        int r;
+
         for (;;) {
-                if (fallocate(f->fd, mode, (off_t) off, (off_t) len) == 0)
-                        return 0;
-                if (errno != EINTR)
-                        return -errno;
+                r = fallocate(f->fd, mode, (off_t) off, (off_t) len) == 0 ? 0 : -errno;
+                if (r != -EINTR)
+                        break;
         }
+        data_forget(f);
+        return r;
 }
 
 static bool unsupported(int r) {
@@ -172,10 +178,42 @@ static int file_write_zeroes(struct orion_bdev *b, uint64_t len, uint64_t off, u
 }
 
 /* ---- Block status -------------------------------------------------------------------------- */
+/* SEEK_HOLE can cost more than the read it decorates (tmpfs walks every page up to the next
+ * hole, and each lseek takes the file position lock that all ring threads share), and the NBD
+ * export asks before every large read. So the last data run found is remembered. Calling a
+ * range data when it has since become a hole is always a correct answer, holes are never
+ * remembered (a write may fill them), and the leaf's own fallocate calls forget the run; a run
+ * found by a lookup that raced with one of them is not kept (generation check). */
+static void data_forget(struct file_node *f) {
+        WITH_LOCK (&f->data_lock) {
+                f->data_gen++;
+                f->data_lo = f->data_hi = 0;
+        }
+}
+
+static bool data_known(struct file_node *f, uint64_t off, uint64_t end, uint64_t *ret_gen) {
+        LOCK_GUARD(&f->data_lock);
+        *ret_gen = f->data_gen;
+        return off >= f->data_lo && end <= f->data_hi;
+}
+
+static void data_remember(struct file_node *f, uint64_t gen, uint64_t lo, uint64_t hi) {
+        WITH_LOCK (&f->data_lock)
+                if (f->data_gen == gen) {
+                        f->data_lo = lo;
+                        f->data_hi = hi;
+                }
+}
+
 static int file_block_status(struct orion_bdev *b, uint64_t len, uint64_t off, struct orion_extents *ext) {
         struct file_node *f = orion_bdev_priv(b);
-        uint64_t end = off + len;
+        uint64_t end = off + len, gen;
 
+        if (data_known(f, off, end, &gen)) {
+                atomic_fetch_add(&f->n_status_cached, 1);
+                int r = orion_extents_add(ext, off, len, 0);
+                return r == -E2BIG ? 0 : r;
+        }
         while (off < end) {
                 off_t data, hole;
                 int r;
@@ -200,6 +238,8 @@ static int file_block_status(struct orion_bdev *b, uint64_t len, uint64_t off, s
                         return -errno;
                 if ((uint64_t) hole <= off) /* the file changed under us: call it data */
                         hole = (off_t) end;
+                else
+                        data_remember(f, gen, off, (uint64_t) hole);
                 r = orion_extents_add(ext, off, MIN((uint64_t) hole, end) - off, 0);
                 if (r < 0)
                         return r == -E2BIG ? 0 : r;
@@ -290,6 +330,7 @@ static void file_stats(struct orion_bdev *b, struct json_object *sink) {
         orion_stats_put(sink, "short_or_eagain_resubmits", atomic_load(&f->n_resubmits));
         orion_stats_put(sink, "bounce_buffers", atomic_load(&f->n_bounces));
         orion_stats_put(sink, "syscall_fallbacks", atomic_load(&f->n_sync_fallback));
+        orion_stats_put(sink, "block_status_cached", atomic_load(&f->n_status_cached));
 }
 
 static void file_status(struct orion_bdev *b, struct json_object *out) {
@@ -310,6 +351,7 @@ static void file_close(struct orion_bdev *b) {
         f->fd = -1;
         free(f->path);
         f->path = NULL;
+        pthread_mutex_destroy(&f->data_lock);
 }
 
 /* ---- Open ---------------------------------------------------------------------------------- */
@@ -419,6 +461,7 @@ static int file_open(struct orion_bdev *b, const struct orion_params *p, struct 
         int r;
 
         f->fd = -1;
+        pthread_mutex_init(&f->data_lock, NULL);
         f->readonly = orion_param_bool(p, "read-only");
         f->direct = orion_param_bool(p, "direct");
         f->path = strdup(orion_param_str(p, "path"));

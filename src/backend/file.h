@@ -3,6 +3,7 @@
  * io_uring engine that runs a batch of reads, writes and fsyncs as one submission). */
 #pragma once
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,6 +20,11 @@ struct file_node {
         atomic_bool no_punch;     /* fallocate(PUNCH_HOLE) said EOPNOTSUPP once */
         atomic_bool no_zero_range; /* fallocate(ZERO_RANGE) said EOPNOTSUPP once */
         atomic_uint_fast64_t n_submits, n_resubmits, n_bounces, n_sync_fallback;
+        /* The last data run SEEK_DATA/SEEK_HOLE found, [data_lo, data_hi), and a generation
+         * the leaf's own fallocate calls bump (file.c, block status). */
+        pthread_mutex_t data_lock;
+        uint64_t data_lo, data_hi, data_gen;
+        atomic_uint_fast64_t n_status_cached;
 };
 
 /* One piece of I/O for the engine. The caller fills opcode..off; the engine sets result. */

@@ -244,6 +244,35 @@ START_TEST(test_discard_zero_status) {
 }
 END_TEST
 
+/* Block status remembers the last data run (file.c): holes filled by writes, and holes the leaf
+ * punches inside a remembered run, must still show. */
+START_TEST(test_status_cache) {
+        struct orion_bdev *b = open_file("4M", "off");
+        const uint32_t HZ = ORION_EXTENT_HOLE | ORION_EXTENT_ZERO;
+        char *buf = malloc(1 << 20);
+
+        ck_assert(buf);
+        memset(buf, 0x33, 1 << 20);
+        ck_assert_int_eq(orion_bdev_pwrite(b, buf, 1 << 20, 0, 0), 0);
+        expect_extents(b, 0, 4 << 20, (uint64_t[]) { 0, 1 << 20, 0, 1 << 20, 3 << 20, HZ }, 2);
+        for (int i = 0; i < 3; i++) /* answered from the remembered run */
+                expect_extents(b, 4096 * i, 8192, (uint64_t[]) { 4096 * i, 8192, 0 }, 1);
+        /* a write into the hole after the run */
+        ck_assert_int_eq(orion_bdev_pwrite(b, buf, 64 << 10, 2 << 20, 0), 0);
+        expect_extents(b, 2 << 20, 128 << 10, (uint64_t[]) { 2 << 20, 64 << 10, 0, (2 << 20) + (64 << 10), 64 << 10, HZ },
+                       2);
+        /* a punch inside the remembered run, then a query inside it */
+        expect_extents(b, 4096, 8192, (uint64_t[]) { 4096, 8192, 0 }, 1);
+        ck_assert_int_eq(orion_bdev_discard(b, 64 << 10, 0, 0), 0);
+        expect_extents(b, 0, 128 << 10, (uint64_t[]) { 0, 64 << 10, HZ, 64 << 10, 64 << 10, 0 }, 2);
+        /* zeroing that may punch does too */
+        expect_extents(b, 128 << 10, 4096, (uint64_t[]) { 128 << 10, 4096, 0 }, 1);
+        ck_assert_int_eq(orion_bdev_write_zeroes(b, 64 << 10, 128 << 10, 0), 0);
+        expect_extents(b, 128 << 10, 4096, (uint64_t[]) { 128 << 10, 4096, HZ }, 1);
+        free(buf);
+}
+END_TEST
+
 START_TEST(test_errors) {
         struct orion_error err = { 0 };
         struct orion_bdev *b = NULL;
@@ -374,6 +403,7 @@ int main(void) {
         tcase_add_loop_test(tc, test_batch, 0, 2);
         tcase_add_test(tc, test_threads);
         tcase_add_test(tc, test_discard_zero_status);
+        tcase_add_test(tc, test_status_cache);
         tcase_add_test(tc, test_errors);
         tcase_add_test(tc, test_block_device);
         suite_add_tcase(s, tc);
