@@ -93,3 +93,51 @@ stop_oriond_first() {
         wait "$ORIOND_PID" 2>/dev/null || true
         ORIOND_PID=
 }
+
+# read_gets_eio SECONDS URI OFFSET: a 4 KiB read at OFFSET through URI fails with EIO, within
+# SECONDS (a hang is a failure too).
+read_gets_eio() {
+        timeout "$1" nbdsh -u "$2" -c "
+import errno
+try:
+    h.pread(4096, $3)
+    raise AssertionError('the read succeeded')
+except nbd.Error as e:
+    assert e.errnum == errno.EIO, e.errnum
+"
+}
+
+# The hung-server checks (test-remote-*-hung); PID is the server, stopped with SIGSTOP.
+# frozen_within_window PID IMAGE: node "patient" (exported as $patient, "x" * 4096 at 0,
+# request-timeout shorter and retry-timeout longer than the freeze) drops the link that stopped
+# answering; a write and a read issued during the freeze complete once the server resumes, and
+# the write is in IMAGE.
+frozen_within_window() {
+        local pid=$1 img=$2 client
+        kill -STOP "$pid"
+        nbdsh -u "$patient" -c 'h.pwrite(b"y" * 4096, 8192); h.flush(); assert h.pread(4096, 0) == b"x" * 4096' \
+                >"$tmp/patient.log" 2>&1 &
+        client=$!
+        wait_for 60 stat_above 0 patient dropped_unanswering || die "the unanswered link was not dropped"
+        kill -0 "$client" 2>/dev/null || die "the client finished while the server was frozen: $(cat "$tmp/patient.log")"
+        kill -CONT "$pid"
+        timeout 120 tail --pid="$client" -f /dev/null || die "client still waiting after the server came back"
+        wait "$client" || die "requests failed although the server came back in time: $(cat "$tmp/patient.log")"
+        cmp <(dd if="$img" bs=4096 skip=2 count=1 status=none) <(head -c 4096 /dev/zero | tr '\0' y) ||
+                die "the write issued while the server was frozen is not on the server"
+}
+
+# frozen_past_window PID: node "impatient" (exported as $impatient, "x" * 4096 at 0, frozen
+# longer than its retry-timeout) gives clients EIO, is degraded with a dropped link counted, and
+# recovers after SIGCONT.
+frozen_past_window() {
+        local pid=$1
+        kill -STOP "$pid"
+        read_gets_eio 120 "$impatient" 0 || die "clients did not get EIO from a frozen server"
+        [ "$(node_health impatient)" = degraded ] || die "node not degraded"
+        [ "$(node_stat impatient dropped_unanswering)" -ge 1 ] || die "no dropped link counted"
+        kill -CONT "$pid"
+        wait_for 60 nbdsh -u "$impatient" -c 'assert h.pread(4096, 0) == b"x" * 4096' ||
+                die "no recovery after the server resumed"
+        wait_health impatient ok 60 || die "node still not ok"
+}

@@ -40,14 +40,7 @@ orionctl export-add short short protocols=nbd >/dev/null || die "export-add fail
 short=nbd://127.0.0.1:$NBD_PORT/short
 nbdsh -u "$short" -c 'h.pwrite(b"q" * 4096, 4096); h.flush()' || die "write through the second node failed"
 tgtd_kill
-timeout 60 nbdsh -u "$short" -c '
-import errno
-try:
-    h.pread(4096, 4096)
-    raise AssertionError("read succeeded with the target gone")
-except nbd.Error as e:
-    assert e.errnum == errno.EIO, e.errnum
-' || die "clients did not get EIO past retry-timeout"
+read_gets_eio 60 "$short" 4096 || die "clients did not get EIO past retry-timeout"
 [ "$(node_health short)" = degraded ] || die "node not degraded"
 tgtd_start "$port" "$ctl" "$tmp/lun.img"
 wait_for 60 nbdsh -u "$short" -c 'assert h.pread(4096, 4096) == b"q" * 4096' || die "no recovery after the target returned"
