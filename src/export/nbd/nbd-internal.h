@@ -34,7 +34,7 @@
 #define NBD_ASYNC_MAX_BYTES (64u << 20)
 #define NBD_ASYNC_RX (64u << 10)
 #define NBD_ASYNC_BATCH 256u
-#define NBD_ASYNC_KEEP (256u << 10)
+#define NBD_ASYNC_KEEP NBD_KEEP_BUFFER
 /* Reads at least this long ask the node for holes and send them as OFFSET_HOLE chunks. */
 #define NBD_SPARSE_READ_MIN (64u << 10)
 /* Block status replies carry at most this many descriptors. */
