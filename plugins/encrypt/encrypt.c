@@ -183,16 +183,16 @@ static uint64_t iv_of(const struct encrypt *e, uint64_t off) {
  * copy in between (a copy into the buffer and decryption in place cost about 20% more CPU per
  * byte over a memory node). Children without their own view give pieces of a buffer. */
 struct read_view {
+        struct sector_view v;   /* first: view_sectors gets it back */
         struct encrypt *e;
         gcry_cipher_hd_t hd;
         uint8_t *dst;           /* next plaintext byte */
         uint64_t off;           /* its segment offset */
-        uint32_t have;          /* bytes of a sector split across two pieces, in carry */
-        uint8_t carry[4096];
 };
 
 /* Decrypt whole sectors from in (NULL: ciphertext of zeroes, as the child reads) to rv->dst. */
-static int view_sectors(struct read_view *rv, const uint8_t *in, uint64_t n) {
+static int view_sectors(struct sector_view *v, const uint8_t *in, uint64_t n) {
+        struct read_view *rv = (struct read_view *) v;
         struct encrypt *e = rv->e;
         int r;
 
@@ -205,31 +205,31 @@ static int view_sectors(struct read_view *rv, const uint8_t *in, uint64_t n) {
         return r;
 }
 
-static int view_piece(void *arg, const void *data, uint64_t n) {
-        struct read_view *rv = arg;
-        uint32_t ss = rv->e->sector_size;
+int sector_view_piece(void *arg, const void *data, uint64_t n) {
+        struct sector_view *v = arg;
+        uint32_t ss = v->sector_size;
         const uint8_t *p = data;
         int r = 0;
 
         while (n && r >= 0) {
-                if (rv->have || n < ss) {
+                if (v->have || n < ss) {
                         /* A sector split across pieces is gathered first. */
-                        uint64_t take = MIN(n, (uint64_t) (ss - rv->have));
+                        uint64_t take = MIN(n, (uint64_t) (ss - v->have));
                         if (p)
-                                memcpy(rv->carry + rv->have, p, take);
+                                memcpy(v->carry + v->have, p, take);
                         else
-                                memset(rv->carry + rv->have, 0, take);
-                        rv->have += (uint32_t) take;
+                                memset(v->carry + v->have, 0, take);
+                        v->have += (uint32_t) take;
                         n -= take;
                         p = p ? p + take : NULL;
-                        if (rv->have == ss) {
-                                rv->have = 0;
-                                r = view_sectors(rv, rv->carry, ss);
+                        if (v->have == ss) {
+                                v->have = 0;
+                                r = v->sectors(v, v->carry, ss);
                         }
                         continue;
                 }
                 uint64_t whole = ALIGN_DOWN(n, (uint64_t) ss);
-                r = view_sectors(rv, p, whole);
+                r = v->sectors(v, p, whole);
                 n -= whole;
                 p = p ? p + whole : NULL;
         }
@@ -242,7 +242,7 @@ static int read_decrypted(struct encrypt *e, uint8_t *buf, uint64_t len, uint64_
 
         if (!c)
                 return -ENOMEM;
-        if (e->sector_size > sizeof(((struct read_view *) NULL)->carry)) {
+        if (e->sector_size > sizeof(((struct sector_view *) NULL)->carry)) {
                 ctx_put(e, c);
                 return -EINVAL;
         }
@@ -252,9 +252,10 @@ static int read_decrypted(struct encrypt *e, uint8_t *buf, uint64_t len, uint64_
                         r = aead_read(e, c, buf + done, (size_t) n, off + done, flags);
                         continue;
                 }
-                struct read_view rv = { .e = e, .hd = c->hd, .dst = buf + done, .off = off + done };
-                r = orion_bdev_read_view(e->child, n, e->data_offset + off + done, view_piece, &rv);
-                if (r >= 0 && rv.have)
+                struct read_view rv = { .v = { .sector_size = e->sector_size, .sectors = view_sectors },
+                                        .e = e, .hd = c->hd, .dst = buf + done, .off = off + done };
+                r = orion_bdev_read_view(e->child, n, e->data_offset + off + done, sector_view_piece, &rv.v);
+                if (r >= 0 && rv.v.have)
                         r = -EIO; /* the child's pieces did not add up to whole sectors */
         }
         ctx_put(e, c);

@@ -39,10 +39,10 @@ static void teardown(void) {
         ck_assert_int_eq(system(cmd), 0);
 }
 
-static int format(const char *sector, bool force, struct orion_error *err) {
+static int format_cipher(const char *sector, const char *cipher, bool force, struct orion_error *err) {
         const struct orion_plugin *t = registry_find("encrypt", err);
         struct json_object *kv = t_params("child", "mem", "key-file", g_key1, "sector-size", sector, "pbkdf", "pbkdf2",
-                                          "pbkdf-force-iterations", "1000", "label", "unit", NULL);
+                                          "pbkdf-force-iterations", "1000", "label", "unit", "cipher", cipher, NULL);
         struct orion_params *p;
         int r;
 
@@ -54,6 +54,10 @@ static int format(const char *sector, bool force, struct orion_error *err) {
         r = t->format(p, force, NULL, err);
         params_free(p);
         return r;
+}
+
+static int format(const char *sector, bool force, struct orion_error *err) {
+        return format_cipher(sector, "aes-xts-plain64", force, err);
 }
 
 static struct orion_bdev *open_vol(const char *key_file) {
@@ -505,16 +509,18 @@ static const struct orion_plugin odd_type = { .api_version = ORION_PLUGIN_API_VE
 /* Reads decrypt out of the child's memory (the memory leaf's view), out of a buffer (a child
  * without a view: passthru), and out of odd pieces: all three give the same bytes, for
  * written, zeroed and never-written (zero ciphertext on the child) sectors, across the
- * memory leaf's 64 KiB chunks, and for requests split across CPUs. */
+ * memory leaf's 64 KiB chunks, for requests split across CPUs, XTS and authenticated modes. */
 START_TEST(test_read_paths) {
-        const char *sector = _i ? "512" : "4096";
+        static const char *const ciphers[] = { "aes-xts-plain64", "aes-xts-plain64", "aes-gcm-random", "chacha20-random" };
+        static const char *const sectors[] = { "4096", "512", "4096", "512" };
+        const bool aead = _i >= 2; /* format seals every sector: unwritten ones read as zeroes */
         const size_t span = 3u << 20; /* two 1.5 MiB requests: split across CPUs */
         struct orion_error err = { 0 };
         uint8_t *w = malloc(span), *a = malloc(span), *b = malloc(span), *c = malloc(span);
         struct orion_bdev *direct, *buffered, *odd;
 
         ck_assert_int_eq(registry_add(&odd_type, &err), 0);
-        ck_assert_msg(format(sector, false, &err) == 0, "%s", err.msg);
+        ck_assert_msg(format_cipher(sectors[_i], ciphers[_i], false, &err) == 0, "%s", err.msg);
         direct = open_vol(g_key1);
         t_node_add("below", "passthru", t_params("child", "mem", NULL));
         t_node_add("oddly", "oddview", t_params("child", "mem", NULL));
@@ -535,8 +541,9 @@ START_TEST(test_read_paths) {
         ck_assert_mem_eq(a + 61440, w + 61440, 204800);
         ck_assert_mem_eq(a + (1u << 20), w + (1u << 20), 3u << 19);
         ck_assert(t_is_zero(a + 409600, 20480));
-        ck_assert(!t_is_zero(a + 300000, 4096)); /* zero ciphertext decrypts to noise, as before */
-        ck_assert(!t_is_zero(a, 4096));
+        /* XTS: the child's zeroes decrypt to noise, as before. */
+        ck_assert(t_is_zero(a + 300000, 4096) == aead);
+        ck_assert(t_is_zero(a, 4096) == aead);
         /* Small and unaligned requests, and sector by sector. */
         for (size_t off = 60000; off < 70000; off += 1111) {
                 ck_assert_int_eq(orion_bdev_pread(direct, b, 3333, off, 0), 0);
@@ -548,6 +555,13 @@ START_TEST(test_read_paths) {
                 ck_assert_int_eq(orion_bdev_pread(direct, b, 8192, off, 0), 0);
                 ck_assert_mem_eq(a + off, b, 8192);
         }
+        /* A chunk of the child zeroed under the layer (freed: a NULL piece of the view) reads
+         * as the ciphertext of zeroes: noise for XTS, a failed authentication for AEAD. */
+        ck_assert_int_eq(orion_bdev_write_zeroes(graph_node_find("mem"), 65536, (16u << 20) + (1u << 20), 0), 0);
+        ck_assert_int_eq(orion_bdev_pread(direct, a, 65536, 1u << 20, 0), aead ? -EILSEQ : 0);
+        ck_assert_int_eq(orion_bdev_pread(buffered, b, 65536, 1u << 20, 0), aead ? -EILSEQ : 0);
+        ck_assert_mem_eq(a, b, 65536);
+        ck_assert(t_is_zero(a, 65536) == aead);
         free(w);
         free(a);
         free(b);
@@ -567,7 +581,7 @@ int main(void) {
         tcase_add_test(tc, test_repair);
         tcase_add_test(tc, test_sandwich);
         tcase_add_loop_test(tc, test_aead, 0, 3);
-        tcase_add_loop_test(tc, test_read_paths, 0, 2);
+        tcase_add_loop_test(tc, test_read_paths, 0, 4);
         suite_add_tcase(s, tc);
         return t_run(s);
 }
