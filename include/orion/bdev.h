@@ -93,6 +93,14 @@ struct orion_areq {
 struct orion_bdev_ops {
         /* Required. */
         int (*pread)(struct orion_bdev *b, void *buf, uint64_t len, uint64_t off, uint32_t flags);
+        /* Optional zero-copy read (see orion_bdev_read_view). Call fn for consecutive pieces
+         * covering [off, off+len) in order, data pointing into the node's own memory (NULL: the
+         * piece reads as zeroes), valid only during that call; piece boundaries are the node's
+         * choice. The node holds whatever keeps data alive and unchanged by discard/zeroing for
+         * the call (the memory leaf: its read lock), so fn must not send requests to this node.
+         * fn's negative return stops the walk and is returned. Default: pread into a buffer. */
+        int (*read_view)(struct orion_bdev *b, uint64_t len, uint64_t off,
+                         int (*fn)(void *arg, const void *data, uint64_t n), void *arg);
         /* Required unless the node is read-only. flags: ORION_FUA. */
         int (*pwrite)(struct orion_bdev *b, const void *buf, uint64_t len, uint64_t off, uint32_t flags);
         /* Optional. Default: flush every child (a leaf without it has nothing to flush). After it
@@ -157,6 +165,16 @@ void orion_bdev_set_health(struct orion_bdev *b, enum orion_health h, const char
  * read-only enforcement. Out of range: -EINVAL (-ENOSPC for writes past the end). */
 int orion_bdev_pread(struct orion_bdev *b, void *buf, uint64_t len, uint64_t off, uint32_t flags);
 int orion_bdev_pwrite(struct orion_bdev *b, const void *buf, uint64_t len, uint64_t off, uint32_t flags);
+/* Read [off, off+len) without copying it to a buffer of the caller's: fn(arg, data, n) is called
+ * for consecutive pieces in order, data valid only during the call, NULL for a piece of zeroes;
+ * pieces may end anywhere (not only on block boundaries), so fn must carry partial units over.
+ * Counted as a read (statistics and range checks as pread). A node with a .read_view op gives
+ * its own memory (a consumer that transforms the bytes, like decryption, then writes its output
+ * once, with no copy in between); otherwise, and for unaligned requests, the core preads pieces
+ * of at most 256 KiB into a buffer and calls fn on them. Returns 0, fn's negative return, or the
+ * read's -errno. */
+int orion_bdev_read_view(struct orion_bdev *b, uint64_t len, uint64_t off,
+                         int (*fn)(void *arg, const void *data, uint64_t n), void *arg);
 int orion_bdev_flush(struct orion_bdev *b, uint32_t flags);
 int orion_bdev_discard(struct orion_bdev *b, uint64_t len, uint64_t off, uint32_t flags);
 int orion_bdev_write_zeroes(struct orion_bdev *b, uint64_t len, uint64_t off, uint32_t flags);

@@ -94,38 +94,63 @@ static uint8_t *tag_slot(const struct span *s, uint8_t *tags, uint64_t sector) {
                (sector % AEAD_TAGS_PER_BLOCK) * AEAD_TAG_LEN;
 }
 
-/* Read and authenticate len bytes (at most one piece) at off into buf. A sector that fails
- * authentication fails the request with -EILSEQ, and no plaintext of the request is left. */
+/* A read's sectors, decrypted and authenticated out of the child's memory (sector_view). */
+struct aead_view {
+        struct sector_view v; /* first */
+        struct encrypt *e;
+        struct crypt_ctx *c;
+        const struct span *s;
+        uint8_t *dst;         /* next plaintext sector */
+        uint64_t off;         /* its segment offset */
+        uint64_t sector;      /* its number */
+};
+
+static int aead_sectors(struct sector_view *v, const uint8_t *in, uint64_t n) {
+        struct aead_view *av = (struct aead_view *) v;
+        struct encrypt *e = av->e;
+        uint32_t ss = e->sector_size;
+
+        for (uint64_t done = 0; done < n; done += ss) {
+                uint8_t *slot = tag_slot(av->s, av->c->tags, av->sector), aad[8];
+                const uint8_t *src = in ? in + done : NULL;
+
+                if (!src)
+                        memset(av->dst, 0, ss); /* the child's zeroes, decrypted as ciphertext */
+                sector_aad(e, av->off, aad);
+                if (gcry_cipher_setiv(av->c->hd, slot, AEAD_NONCE_LEN) || gcry_cipher_authenticate(av->c->hd, aad, 8) ||
+                    gcry_cipher_decrypt(av->c->hd, av->dst, ss, src, src ? ss : 0))
+                        return -EIO;
+                if (gcry_cipher_checktag(av->c->hd, slot + AEAD_NONCE_LEN, AEAD_MAC_LEN)) {
+                        orion_warn("encrypt '%s': sector %" PRIu64 " (%u bytes) fails authentication",
+                                   orion_bdev_name(e->self), av->sector, ss);
+                        return -EILSEQ;
+                }
+                av->dst += ss;
+                av->off += ss;
+                av->sector++;
+        }
+        return 0;
+}
+
+/* Read and authenticate len bytes (at most one piece) at off into buf: the tags first, then
+ * the data decrypted straight out of the child (orion_bdev_read_view), both under the tag
+ * blocks' read locks. A sector that fails authentication fails the request with -EILSEQ, and
+ * no plaintext of the request is left. */
 int aead_read(struct encrypt *e, struct crypt_ctx *c, uint8_t *buf, size_t len, uint64_t off, uint32_t flags) {
         struct span s = span_of(e, len, off);
-        uint32_t ss = e->sector_size;
+        struct aead_view av = { .v = { .sector_size = e->sector_size, .sectors = aead_sectors },
+                                .e = e, .c = c, .s = &s, .dst = buf, .off = off, .sector = s.first };
         int r = ctx_tags(c, s.tlen);
 
         if (r < 0)
                 return r;
         tags_lock(e, s.b0, s.b1, false);
-        r = orion_bdev_pread(e->child, buf, len, e->data_offset + off, flags);
+        r = orion_bdev_pread(e->child, c->tags, s.tlen, e->tag_offset + s.b0 * AEAD_TAG_BLOCK, 0);
         if (r >= 0)
-                r = orion_bdev_pread(e->child, c->tags, s.tlen, e->tag_offset + s.b0 * AEAD_TAG_BLOCK, 0);
+                r = orion_bdev_read_view(e->child, len, e->data_offset + off, sector_view_piece, &av.v);
+        if (r >= 0 && av.v.have)
+                r = -EIO; /* the child's pieces did not add up to whole sectors */
         tags_unlock(e, s.b0, s.b1);
-        if (r < 0)
-                return r;
-        for (uint64_t i = 0; i < s.count; i++) {
-                uint8_t *slot = tag_slot(&s, c->tags, s.first + i), aad[8], *p = buf + i * ss;
-
-                sector_aad(e, off + i * ss, aad);
-                if (gcry_cipher_setiv(c->hd, slot, AEAD_NONCE_LEN) || gcry_cipher_authenticate(c->hd, aad, 8) ||
-                    gcry_cipher_decrypt(c->hd, p, ss, NULL, 0)) {
-                        r = -EIO;
-                        break;
-                }
-                if (gcry_cipher_checktag(c->hd, slot + AEAD_NONCE_LEN, AEAD_MAC_LEN)) {
-                        orion_warn("encrypt '%s': sector %" PRIu64 " (%u bytes) fails authentication",
-                                   orion_bdev_name(e->self), s.first + i, ss);
-                        r = -EILSEQ;
-                        break;
-                }
-        }
         if (r < 0)
                 explicit_bzero(buf, len);
         return r;

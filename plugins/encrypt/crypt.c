@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* libgcrypt set-up, locked memory for key material, the XTS sector cipher (plain64 IVs)
  * used for keyslot areas and the data segment, and the authenticated modes' handles. */
+#include <endian.h>
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
@@ -175,8 +176,8 @@ int crypt_sectors(gcry_cipher_hd_t hd, bool encrypt, void *out, const void *in, 
         for (size_t done = 0; done < len; done += sector_size, iv += iv_step) {
                 gcry_error_t e;
 
-                for (int k = 0; k < 8; k++)
-                        ivbuf[k] = (uint8_t) (iv >> (8 * k));
+                uint64_t le = htole64(iv); /* plain64: the sector number, little-endian */
+                memcpy(ivbuf, &le, sizeof(le));
                 if (gcry_cipher_setiv(hd, ivbuf, sizeof(ivbuf)))
                         return -EIO;
                 if (encrypt)

@@ -178,23 +178,85 @@ static uint64_t iv_of(const struct encrypt *e, uint64_t off) {
 }
 
 /* ---- Data path ------------------------------------------------------------------------------ */
+/* A read decrypts straight out of the child's memory (orion_bdev_read_view) into the caller's
+ * buffer: the ciphertext is read once by the cipher and the plaintext written once, with no
+ * copy in between (a copy into the buffer and decryption in place cost about 20% more CPU per
+ * byte over a memory node). Children without their own view give pieces of a buffer. */
+struct read_view {
+        struct sector_view v;   /* first: view_sectors gets it back */
+        struct encrypt *e;
+        gcry_cipher_hd_t hd;
+        uint8_t *dst;           /* next plaintext byte */
+        uint64_t off;           /* its segment offset */
+};
+
+/* Decrypt whole sectors from in (NULL: ciphertext of zeroes, as the child reads) to rv->dst. */
+static int view_sectors(struct sector_view *v, const uint8_t *in, uint64_t n) {
+        struct read_view *rv = (struct read_view *) v;
+        struct encrypt *e = rv->e;
+        int r;
+
+        if (!in)
+                memset(rv->dst, 0, n);
+        r = crypt_sectors(rv->hd, false, rv->dst, in ? in : rv->dst, n, e->sector_size, iv_of(e, rv->off),
+                          e->sector_size / 512);
+        rv->dst += n;
+        rv->off += n;
+        return r;
+}
+
+int sector_view_piece(void *arg, const void *data, uint64_t n) {
+        struct sector_view *v = arg;
+        uint32_t ss = v->sector_size;
+        const uint8_t *p = data;
+        int r = 0;
+
+        while (n && r >= 0) {
+                if (v->have || n < ss) {
+                        /* A sector split across pieces is gathered first. */
+                        uint64_t take = MIN(n, (uint64_t) (ss - v->have));
+                        if (p)
+                                memcpy(v->carry + v->have, p, take);
+                        else
+                                memset(v->carry + v->have, 0, take);
+                        v->have += (uint32_t) take;
+                        n -= take;
+                        p = p ? p + take : NULL;
+                        if (v->have == ss) {
+                                v->have = 0;
+                                r = v->sectors(v, v->carry, ss);
+                        }
+                        continue;
+                }
+                uint64_t whole = ALIGN_DOWN(n, (uint64_t) ss);
+                r = v->sectors(v, p, whole);
+                n -= whole;
+                p = p ? p + whole : NULL;
+        }
+        return r;
+}
+
 static int read_decrypted(struct encrypt *e, uint8_t *buf, uint64_t len, uint64_t off, uint32_t flags) {
         struct crypt_ctx *c = ctx_get(e);
         int r = 0;
 
         if (!c)
                 return -ENOMEM;
+        if (e->sector_size > sizeof(((struct sector_view *) NULL)->carry)) {
+                ctx_put(e, c);
+                return -EINVAL;
+        }
         for (uint64_t done = 0; done < len && r >= 0; done += PIECE) {
                 uint64_t n = MIN(len - done, (uint64_t) PIECE);
-                uint8_t *p = buf + done;
                 if (e->aead) {
-                        r = aead_read(e, c, p, (size_t) n, off + done, flags);
+                        r = aead_read(e, c, buf + done, (size_t) n, off + done, flags);
                         continue;
                 }
-                r = orion_bdev_pread(e->child, p, n, e->data_offset + off + done, flags);
-                if (r >= 0)
-                        r = crypt_sectors(c->hd, false, p, p, n, e->sector_size, iv_of(e, off + done),
-                                          e->sector_size / 512);
+                struct read_view rv = { .v = { .sector_size = e->sector_size, .sectors = view_sectors },
+                                        .e = e, .hd = c->hd, .dst = buf + done, .off = off + done };
+                r = orion_bdev_read_view(e->child, n, e->data_offset + off + done, sector_view_piece, &rv.v);
+                if (r >= 0 && rv.v.have)
+                        r = -EIO; /* the child's pieces did not add up to whole sectors */
         }
         ctx_put(e, c);
         if (r < 0)

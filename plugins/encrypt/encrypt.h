@@ -69,6 +69,17 @@ int encrypt_pbkdf_from_args(struct json_object *args, struct luks2_pbkdf_params 
 int encrypt_ctl(struct orion_bdev *b, const char *verb, struct json_object *args, struct json_object **ret_reply,
                 struct orion_error *err);
 
+/* Reads through orion_bdev_read_view: the child's pieces regrouped into whole sectors for
+ * sectors() (in: ciphertext, NULL when the child's bytes are zeroes), a sector split across two
+ * pieces gathered in carry first. fn for orion_bdev_read_view, arg = the sector_view. */
+struct sector_view {
+        uint32_t sector_size;
+        int (*sectors)(struct sector_view *v, const uint8_t *in, uint64_t n);
+        uint32_t have;          /* bytes of a split sector in carry */
+        uint8_t carry[4096];
+};
+int sector_view_piece(void *arg, const void *data, uint64_t n);
+
 /* aead.c */
 /* Sectors that fit in room bytes with their tag blocks; bytes of tag blocks for n sectors. */
 uint64_t aead_sectors_for(uint64_t room, uint32_t sector_size);

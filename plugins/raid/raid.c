@@ -34,12 +34,13 @@ void raid_req(struct orion_req *q, struct raid *r, struct orion_bdev *dev, enum 
  * CPU work (memory, layers computing in place): handing a 64K memcpy to a pool thread costs
  * more than doing it, and the export already keeps every core busy with its own threads.
  * Members that wait (disks, networks, delays) get the batch in parallel. Which kind they are
- * is measured: an inline batch during which the thread went to sleep (voluntary context
- * switches) for more than RAID_WAIT_NS beyond its CPU time makes the array parallel; being
- * preempted on a busy machine does not count. A parallel array times one request inline once
+ * is measured on one inline batch in RAID_SAMPLE: one during which the thread went to sleep
+ * (voluntary context switches) for more than RAID_WAIT_NS beyond its CPU time makes the array
+ * parallel; being preempted on a busy machine does not count. A parallel array times one request inline once
  * every RAID_PROBE_NS to find out whether that is still so. */
 #define RAID_WAIT_NS 50000ull
 #define RAID_PROBE_NS 100000000ull
+#define RAID_SAMPLE 8u
 
 struct usage {
         uint64_t wall, cpu, sleeps;
@@ -55,10 +56,16 @@ static void usage_now(struct usage *u) {
         u->sleeps = (uint64_t) ru.ru_nvcsw;
 }
 
-/* Run reqs[0..n) inline; returns whether they waited rather than computed. */
-static bool submit_inline(struct orion_req *reqs, size_t n) {
+/* Run reqs[0..n) inline; returns whether they waited rather than computed. Only measured when
+ * asked: getrusage is a system call, too dear for every small batch on the hot path. */
+static bool submit_inline(struct orion_req *reqs, size_t n, bool measure) {
         struct usage a, b;
 
+        if (!measure) {
+                for (size_t i = 0; i < n; i++)
+                        (void) orion_submit(&reqs[i], 1);
+                return false;
+        }
         usage_now(&a);
         for (size_t i = 0; i < n; i++)
                 (void) orion_submit(&reqs[i], 1);
@@ -131,8 +138,9 @@ int raid_submit(struct raid *r, struct orion_req *reqs, size_t n) {
         if (durable_batch(reqs, n))
                 return orion_submit(reqs, n);
         if (!atomic_load(&r->parallel)) {
-                atomic_fetch_add(&r->inline_batches, 1);
-                if (submit_inline(reqs, n)) {
+                /* one batch in RAID_SAMPLE is timed: members that wait show up within a few */
+                uint64_t k = atomic_fetch_add(&r->inline_batches, 1);
+                if (submit_inline(reqs, n, k % RAID_SAMPLE == 0)) {
                         atomic_store(&r->probe_at, mono_ns() + RAID_PROBE_NS);
                         atomic_store(&r->parallel, true);
                 }
@@ -145,13 +153,13 @@ int raid_submit(struct raid *r, struct orion_req *reqs, size_t n) {
                 return orion_submit(reqs, n);
         }
         /* the probe: one request inline, the rest as the measure says */
-        if (submit_inline(reqs, 1)) {
+        if (submit_inline(reqs, 1, true)) {
                 atomic_fetch_add(&r->parallel_batches, 1);
                 (void) orion_submit(reqs + 1, n - 1);
         } else {
                 atomic_store(&r->parallel, false);
                 atomic_fetch_add(&r->inline_batches, 1);
-                (void) submit_inline(reqs + 1, n - 1);
+                (void) submit_inline(reqs + 1, n - 1, false);
         }
         return first_error(reqs, n);
 }

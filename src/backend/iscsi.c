@@ -23,9 +23,10 @@
 
 #define ISCSI_MAX_REQUEST (8u << 20)
 #define ISCSI_MAX_INFLIGHT 64
+#define ISCSI_LBA_STATUS_ALLOC 4096u /* GET LBA STATUS answer: 8 + 16 bytes per descriptor */
 #define ISCSI_MAX_RETRIES 8 /* per request: UNIT ATTENTION, BUSY, transport errors */
 
-enum iscsi_req_op { IREQ_READ, IREQ_WRITE, IREQ_FLUSH, IREQ_UNMAP, IREQ_ZERO };
+enum iscsi_req_op { IREQ_READ, IREQ_WRITE, IREQ_FLUSH, IREQ_UNMAP, IREQ_ZERO, IREQ_LBA_STATUS };
 
 struct iscsi_req {
         struct iscsi_leaf *leaf;
@@ -33,6 +34,7 @@ struct iscsi_req {
         bool fua, unmap;            /* WRITE: FUA bit; ZERO: WRITE SAME with UNMAP */
         void *buf;
         uint64_t len, off;
+        struct orion_extents *ext;  /* LBA_STATUS: filled by task_cb from the descriptors */
         struct scsi_iovec iov;
         unsigned retries;
         uint64_t give_up;           /* request-timeout + retry-timeout after the start; 0 = never */
@@ -64,6 +66,8 @@ struct iscsi_leaf {
         uint64_t size;
         uint32_t max_unmap_blocks, max_ws_blocks;
         bool can_unmap, can_ws, lbprz;
+        bool lbpme;                 /* thin LUN: GET LBA STATUS tells holes */
+        atomic_bool no_lba_status;  /* the target refused GET LBA STATUS once: stop asking */
         unsigned char *zero_block;  /* WRITE SAME payload */
         atomic_uint_fast64_t resent;
 };
@@ -160,6 +164,31 @@ static void read_vpd(struct iscsi_leaf *l, struct iscsi_context *ctx, bool lbpme
 }
 
 /* ---- Completion ------------------------------------------------------------------------------ */
+/* GET LBA STATUS descriptors into q->ext: contiguous from q->off, clipped to q->len. A target
+ * may describe less than asked (the caller asks again from where it stopped); one that answers
+ * with nothing usable is told as data, always a correct answer. */
+static int lba_status_extents(struct iscsi_leaf *l, struct iscsi_req *q, struct scsi_task *t) {
+        struct scsi_get_lba_status *st = t ? scsi_datain_unmarshall(t) : NULL;
+        uint64_t pos = q->off, end = q->off + q->len;
+
+        for (uint32_t i = 0; st && i < st->num_descriptors && pos < end; i++) {
+                const struct scsi_lba_status_descriptor *d = &st->descriptors[i];
+                uint64_t from = d->lba * l->bs, n = (uint64_t) d->num_blocks * l->bs;
+                uint32_t flags = 0;
+
+                if (from != pos || n == 0 || d->lba > UINT64_MAX / l->bs)
+                        break;
+                /* deallocated and anchored blocks read back as zeroes only with LBPRZ */
+                if (d->provisioning != SCSI_PROVISIONING_TYPE_MAPPED)
+                        flags = ORION_EXTENT_HOLE | (l->lbprz ? ORION_EXTENT_ZERO : 0);
+                n = MIN(n, end - pos);
+                if (orion_extents_add(q->ext, pos, n, flags) < 0)
+                        return 0;
+                pos += n;
+        }
+        return pos == q->off ? orion_extents_add(q->ext, pos, end - pos, 0) : 0;
+}
+
 static void req_finish(struct iscsi_leaf *l, struct iscsi_req *q, int result) {
         q->result = result;
         sem_post(&q->done);
@@ -199,7 +228,7 @@ static void task_cb(struct iscsi_context *ctx, int status, void *command_data, v
 
         l->inflight--;
         if (status == SCSI_STATUS_GOOD)
-                r = 0;
+                r = q->op == IREQ_LBA_STATUS ? lba_status_extents(l, q, t) : 0;
         else if (status == SCSI_STATUS_CANCELLED || status == SCSI_STATUS_TIMEOUT) {
                 /* the session went away, or the target stopped answering (the I/O thread drops
                  * the session): never answered, so it is sent again on the next session */
@@ -226,7 +255,8 @@ static void task_cb(struct iscsi_context *ctx, int status, void *command_data, v
                 req_requeue(l, q);
                 return;
         }
-        if (r < 0)
+        /* a target without GET LBA STATUS is not an error: iscsi_block_status_op says so once */
+        if (r < 0 && !(q->op == IREQ_LBA_STATUS && (r == -EOPNOTSUPP || r == -EINVAL)))
                 orion_log_ratelimited(ORION_LOG_ERR, "%s: command failed (status 0x%x, sense %d/0x%04x): %s", l->what,
                                       (unsigned) status, (int) sense.key, (unsigned) sense.ascq, strerror(-r));
         req_finish(l, q, r);
@@ -256,6 +286,8 @@ static struct scsi_task *issue(struct iscsi_leaf *l, struct iscsi_req *q) {
         case IREQ_ZERO:
                 return iscsi_writesame16_task(l->ctx, l->lun, lba, l->zero_block, l->bs, blocks, 0, q->unmap, 0, 0,
                                               task_cb, q);
+        case IREQ_LBA_STATUS:
+                return iscsi_get_lba_status_task(l->ctx, l->lun, lba, ISCSI_LBA_STATUS_ALLOC, task_cb, q);
         }
         return NULL;
 }
@@ -481,6 +513,25 @@ static int iscsi_write_zeroes_op(struct orion_bdev *b, uint64_t len, uint64_t of
         return r == 0 && (flags & ORION_FUA) ? iscsi_flush_op(b, 0) : r;
 }
 
+/* GET LBA STATUS on thin LUNs. A target that does not know the command gets asked no more and
+ * the range is data, which the core would say without the cap too. */
+static int iscsi_block_status_op(struct orion_bdev *b, uint64_t len, uint64_t off, struct orion_extents *ext) {
+        struct iscsi_leaf *l = orion_bdev_priv(b);
+        struct iscsi_req q = { .op = IREQ_LBA_STATUS, .len = len, .off = off, .ext = ext };
+        int r;
+
+        if (atomic_load(&l->no_lba_status))
+                r = orion_extents_add(ext, off, len, 0);
+        else
+                r = run_req(l, &q);
+        if (r == -EOPNOTSUPP || r == -EINVAL) {
+                if (!atomic_exchange(&l->no_lba_status, true))
+                        orion_info("%s: the target refuses GET LBA STATUS; the LUN reads as all data", l->what);
+                r = orion_extents_add(ext, off, len, 0);
+        }
+        return r == -E2BIG ? 0 : r;
+}
+
 static void iscsi_stats_op(struct orion_bdev *b, struct json_object *sink) {
         struct iscsi_leaf *l = orion_bdev_priv(b);
 
@@ -495,6 +546,8 @@ static void iscsi_status_op(struct orion_bdev *b, struct json_object *out) {
         json_object_object_add(out, "target", json_object_new_string(l->what));
         json_object_object_add(out, "unmap", json_object_new_boolean(l->can_unmap));
         json_object_object_add(out, "write-same", json_object_new_boolean(l->can_ws));
+        json_object_object_add(out, "lba-status",
+                               json_object_new_boolean(l->lbpme && !atomic_load(&l->no_lba_status)));
         WITH_LOCK(&l->rs.lock) json_object_object_add(out, "connected", json_object_new_boolean(l->rs.up > 0));
 }
 
@@ -554,8 +607,11 @@ static int iscsi_geometry(struct orion_bdev *b, struct iscsi_leaf *l, struct ori
         if (l->bs != 512 && l->bs != 4096)
                 return orion_error_set(err, EINVAL, "%s: LUN block size %u is not 512 or 4096", l->what, l->bs);
         read_vpd(l, l->ctx, lbpme);
+        l->lbpme = lbpme;
         if (l->can_unmap)
                 caps |= ORION_CAP_DISCARD;
+        if (lbpme)
+                caps |= ORION_CAP_BLOCK_STATUS;
         /* Without WRITE SAME the core writes zero buffers; keep the cap only when it works. */
         if (!l->can_ws)
                 caps &= ~(uint32_t) ORION_CAP_WRITE_ZEROES;
@@ -672,6 +728,7 @@ static const struct orion_bdev_ops iscsi_ops = {
         .flush = iscsi_flush_op,
         .discard = iscsi_discard_op,
         .write_zeroes = iscsi_write_zeroes_op,
+        .block_status = iscsi_block_status_op,
         .stats = iscsi_stats_op,
         .status = iscsi_status_op,
         .close = iscsi_close_op,

@@ -133,6 +133,24 @@ static int memory_pread(struct orion_bdev *b, void *buf, uint64_t len, uint64_t 
         return 0;
 }
 
+/* Zero-copy read: each chunk's own memory (NULL for an unallocated one), under the read lock
+ * so that discard and zeroing, which free chunks under the write lock, wait for fn. */
+static int memory_read_view(struct orion_bdev *b, uint64_t len, uint64_t off,
+                            int (*fn)(void *arg, const void *data, uint64_t n), void *arg) {
+        struct memdisk *m = orion_bdev_priv(b);
+        int r = 0;
+        pthread_rwlock_rdlock(&m->lock);
+        while (len && r >= 0) {
+                uint64_t in = off & (CHUNK_SIZE - 1), n = CHUNK_SIZE - in < len ? CHUNK_SIZE - in : len;
+                char *c = chunk_get(m, off >> CHUNK_SHIFT, false);
+                r = fn(arg, c ? c + in : NULL, n);
+                off += n;
+                len -= n;
+        }
+        pthread_rwlock_unlock(&m->lock);
+        return r < 0 ? r : 0;
+}
+
 static int memory_pwrite(struct orion_bdev *b, const void *buf, uint64_t len, uint64_t off, uint32_t flags) {
         struct memdisk *m = orion_bdev_priv(b);
         const char *p = buf;
@@ -258,6 +276,7 @@ static const struct orion_param memory_params[] = {
 
 static const struct orion_bdev_ops memory_ops = {
         .pread = memory_pread,
+        .read_view = memory_read_view,
         .pwrite = memory_pwrite,
         .flush = memory_flush,
         .discard = memory_discard,

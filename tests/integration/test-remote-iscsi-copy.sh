@@ -2,12 +2,13 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # iscsi leaf over tgtd with a file-backed LUN: data written through an Orion NBD export lands
 # byte-identical in the LUN's file and the reverse, with and without CHAP; a wrong CHAP secret
-# is refused with a clear error.
+# is refused with a clear error. The thin LUN's holes show through Orion's block status; the
+# thick one (no thin provisioning) reads as all data.
 . "$(dirname "$0")/functions.sh"
 . "$(dirname "$0")/nbd-functions.sh"
 . "$(dirname "$0")/remote-functions.sh"
 requires_root
-requires tgtd tgtadm nbdcopy nbdsh
+requires tgtd tgtadm nbdcopy nbdsh nbdinfo
 cleanup_fn tgtd_kill
 cleanup_fn stop_oriond_first
 
@@ -33,6 +34,12 @@ dd if="$tmp/b" of="$tmp/lun.img" bs=1M seek=20 conv=notrunc,fsync status=none
 nbdsh -u "$orion" -c "open('$tmp/b.orion','wb').write(h.pread(2 << 20, 20 << 20))" || die "read through Orion failed"
 cmp "$tmp/b" "$tmp/b.orion" || die "Orion does not show what the LUN holds"
 
+# block status of the thin LUN (GET LBA STATUS): what was never written reads as a hole
+map_at() { nbdinfo --map "$orion" | awk -v o="$1" '$1 <= o && o < $1 + $2 { print $4 }'; }
+[ "$(map_at 0)" = data ] && [ "$(map_at $((21 << 20)))" = data ] || { nbdinfo --map "$orion"; die "written ranges not data"; }
+[ "$(map_at $((12 << 20)))" = hole,zero ] && [ "$(map_at $((30 << 20)))" = hole,zero ] ||
+        { nbdinfo --map "$orion"; die "the LUN's holes are not visible through Orion"; }
+
 # UNMAP and WRITE SAME, learnt from the VPD pages, reach the LUN
 orionctl --json node-info lun | tr -d ' \n' | grep -q '"caps":\["flush","fua","discard","write-zeroes"' ||
         { orionctl --json node-info lun; die "iscsi leaf did not pick up UNMAP/WRITE SAME"; }
@@ -40,6 +47,7 @@ used=$(du -k "$tmp/lun.img" | cut -f1)
 nbdsh -u "$orion" -c 'h.zero(1 << 20, 0); h.trim(2 << 20, 2 << 20); h.flush(); assert h.pread(1 << 20, 0) == bytes(1 << 20)' ||
         die "zeroing/trim through the iscsi leaf failed"
 cmp <(head -c $((1 << 20)) "$tmp/lun.img") <(head -c $((1 << 20)) /dev/zero) || die "zeroes not on the LUN"
+[ "$(map_at $((3 << 20)))" = hole,zero ] || { nbdinfo --map "$orion"; die "trimmed range not a hole"; }
 [ "$(du -k "$tmp/lun.img" | cut -f1)" -lt "$used" ] || die "UNMAP did not free space on the LUN"
 orionctl stats lun | grep -E "^lun +discard +1 " || die "discard did not go to the target"
 stop_oriond
@@ -63,6 +71,7 @@ CONF
 start_oriond "$conf"
 cmp <(nbdsh -u "$orion" -c 'import sys; sys.stdout.buffer.write(h.pread(8 << 20, 0))') <(head -c $((8 << 20)) "$tmp/lun.img") ||
         die "read with CHAP failed"
+[ "$(map_at $((12 << 20)))" = data ] || { nbdinfo --map "$orion"; die "a thick LUN shows holes"; }
 # CHAP with the secret in a file: it shows nowhere in node-info
 printf 'orionsecret12\n' >"$tmp/secret"
 orionctl node-add lun2 iscsi "url=iscsi://127.0.0.1:$port/$TGT_IQN/1" user=orionuser "secret-file=$tmp/secret" \

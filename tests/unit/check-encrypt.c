@@ -39,10 +39,10 @@ static void teardown(void) {
         ck_assert_int_eq(system(cmd), 0);
 }
 
-static int format(const char *sector, bool force, struct orion_error *err) {
+static int format_cipher(const char *sector, const char *cipher, bool force, struct orion_error *err) {
         const struct orion_plugin *t = registry_find("encrypt", err);
         struct json_object *kv = t_params("child", "mem", "key-file", g_key1, "sector-size", sector, "pbkdf", "pbkdf2",
-                                          "pbkdf-force-iterations", "1000", "label", "unit", NULL);
+                                          "pbkdf-force-iterations", "1000", "label", "unit", "cipher", cipher, NULL);
         struct orion_params *p;
         int r;
 
@@ -54,6 +54,10 @@ static int format(const char *sector, bool force, struct orion_error *err) {
         r = t->format(p, force, NULL, err);
         params_free(p);
         return r;
+}
+
+static int format(const char *sector, bool force, struct orion_error *err) {
+        return format_cipher(sector, "aes-xts-plain64", force, err);
 }
 
 static struct orion_bdev *open_vol(const char *key_file) {
@@ -463,6 +467,108 @@ START_TEST(test_sandwich) {
 }
 END_TEST
 
+/* A layer whose .read_view cuts the child's bytes into odd pieces (1000, 3000, 513, 7000, ...),
+ * NULL where a piece is all zeroes: sectors split across pieces, zero pieces mid-sector. */
+struct oddview {
+        struct orion_bdev *child;
+};
+static int odd_pread(struct orion_bdev *b, void *buf, uint64_t len, uint64_t off, uint32_t flags) {
+        struct oddview *o = orion_bdev_priv(b);
+        return orion_bdev_pread(o->child, buf, len, off, flags);
+}
+static int odd_pwrite(struct orion_bdev *b, const void *buf, uint64_t len, uint64_t off, uint32_t flags) {
+        struct oddview *o = orion_bdev_priv(b);
+        return orion_bdev_pwrite(o->child, buf, len, off, flags);
+}
+static int odd_view(struct orion_bdev *b, uint64_t len, uint64_t off,
+                    int (*fn)(void *arg, const void *data, uint64_t n), void *arg) {
+        static const uint64_t cut[] = { 1000, 3000, 513, 7000, 4096, 12288, 1 };
+        struct oddview *o = orion_bdev_priv(b);
+        uint8_t *buf = malloc(len);
+        int r = buf ? orion_bdev_pread(o->child, buf, len, off, 0) : -ENOMEM;
+        for (uint64_t done = 0, i = 0; done < len && r >= 0; i++) {
+                uint64_t n = MIN(cut[i % ELEMENTSOF(cut)], len - done);
+                r = fn(arg, t_is_zero(buf + done, n) ? NULL : buf + done, n);
+                done += n;
+        }
+        free(buf);
+        return r;
+}
+static int odd_open(struct orion_bdev *b, const struct orion_params *p, struct orion_error *err) {
+        struct oddview *o = orion_bdev_priv(b);
+        o->child = orion_param_node(p, "child");
+        orion_bdev_set_caps(b, orion_bdev_caps(o->child));
+        return orion_bdev_set_geometry(b, orion_bdev_geometry(o->child));
+}
+static const struct orion_param odd_params[] = { { "child", ORION_PARAM_NODE, NULL, "child" }, { NULL } };
+static const struct orion_bdev_ops odd_ops = { .pread = odd_pread, .pwrite = odd_pwrite, .read_view = odd_view };
+static const struct orion_plugin odd_type = { .api_version = ORION_PLUGIN_API_VERSION, .name = "oddview",
+                                              .params = odd_params, .instance_size = sizeof(struct oddview),
+                                              .ops = &odd_ops, .open = odd_open };
+
+/* Reads decrypt out of the child's memory (the memory leaf's view), out of a buffer (a child
+ * without a view: passthru), and out of odd pieces: all three give the same bytes, for
+ * written, zeroed and never-written (zero ciphertext on the child) sectors, across the
+ * memory leaf's 64 KiB chunks, for requests split across CPUs, XTS and authenticated modes. */
+START_TEST(test_read_paths) {
+        static const char *const ciphers[] = { "aes-xts-plain64", "aes-xts-plain64", "aes-gcm-random", "chacha20-random" };
+        static const char *const sectors[] = { "4096", "512", "4096", "512" };
+        const bool aead = _i >= 2; /* format seals every sector: unwritten ones read as zeroes */
+        const size_t span = 3u << 20; /* two 1.5 MiB requests: split across CPUs */
+        struct orion_error err = { 0 };
+        uint8_t *w = malloc(span), *a = malloc(span), *b = malloc(span), *c = malloc(span);
+        struct orion_bdev *direct, *buffered, *odd;
+
+        ck_assert_int_eq(registry_add(&odd_type, &err), 0);
+        ck_assert_msg(format_cipher(sectors[_i], ciphers[_i], false, &err) == 0, "%s", err.msg);
+        direct = open_vol(g_key1);
+        t_node_add("below", "passthru", t_params("child", "mem", NULL));
+        t_node_add("oddly", "oddview", t_params("child", "mem", NULL));
+        buffered = t_node_add("vol2", "encrypt", t_params("child", "below", "key-file", g_key1, NULL));
+        odd = t_node_add("vol3", "encrypt", t_params("child", "oddly", "key-file", g_key1, NULL));
+        t_pattern(w, span, 0, 5);
+        /* Written: [60K, 60K + 200K) and [1M, 2.5M); zeroed: [400K, 420K); never written: the rest. */
+        ck_assert_int_eq(orion_bdev_pwrite(direct, w + 61440, 204800, 61440, 0), 0);
+        ck_assert_int_eq(orion_bdev_pwrite(direct, w + (1u << 20), 3u << 19, 1u << 20, 0), 0);
+        ck_assert_int_eq(orion_bdev_write_zeroes(direct, 20480, 409600, 0), 0);
+        for (size_t off = 0; off < span; off += span / 2) {
+                ck_assert_int_eq(orion_bdev_pread(direct, a + off, span / 2, off, 0), 0);
+                ck_assert_int_eq(orion_bdev_pread(buffered, b + off, span / 2, off, 0), 0);
+                ck_assert_int_eq(orion_bdev_pread(odd, c + off, span / 2, off, 0), 0);
+        }
+        ck_assert_mem_eq(a, b, span);
+        ck_assert_mem_eq(a, c, span);
+        ck_assert_mem_eq(a + 61440, w + 61440, 204800);
+        ck_assert_mem_eq(a + (1u << 20), w + (1u << 20), 3u << 19);
+        ck_assert(t_is_zero(a + 409600, 20480));
+        /* XTS: the child's zeroes decrypt to noise, as before. */
+        ck_assert(t_is_zero(a + 300000, 4096) == aead);
+        ck_assert(t_is_zero(a, 4096) == aead);
+        /* Small and unaligned requests, and sector by sector. */
+        for (size_t off = 60000; off < 70000; off += 1111) {
+                ck_assert_int_eq(orion_bdev_pread(direct, b, 3333, off, 0), 0);
+                ck_assert_mem_eq(a + off, b, 3333);
+                ck_assert_int_eq(orion_bdev_pread(odd, b, 3333, off, 0), 0);
+                ck_assert_mem_eq(a + off, b, 3333);
+        }
+        for (size_t off = 0; off < span; off += 65536 - 4096) {
+                ck_assert_int_eq(orion_bdev_pread(direct, b, 8192, off, 0), 0);
+                ck_assert_mem_eq(a + off, b, 8192);
+        }
+        /* A chunk of the child zeroed under the layer (freed: a NULL piece of the view) reads
+         * as the ciphertext of zeroes: noise for XTS, a failed authentication for AEAD. */
+        ck_assert_int_eq(orion_bdev_write_zeroes(graph_node_find("mem"), 65536, (16u << 20) + (1u << 20), 0), 0);
+        ck_assert_int_eq(orion_bdev_pread(direct, a, 65536, 1u << 20, 0), aead ? -EILSEQ : 0);
+        ck_assert_int_eq(orion_bdev_pread(buffered, b, 65536, 1u << 20, 0), aead ? -EILSEQ : 0);
+        ck_assert_mem_eq(a, b, 65536);
+        ck_assert(t_is_zero(a, 65536) == aead);
+        free(w);
+        free(a);
+        free(b);
+        free(c);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("encrypt");
         TCase *tc = tcase_create("layer");
@@ -475,6 +581,7 @@ int main(void) {
         tcase_add_test(tc, test_repair);
         tcase_add_test(tc, test_sandwich);
         tcase_add_loop_test(tc, test_aead, 0, 3);
+        tcase_add_loop_test(tc, test_read_paths, 0, 4);
         suite_add_tcase(s, tc);
         return t_run(s);
 }

@@ -384,24 +384,18 @@ static bool cmdsn_accept(struct iscsi_conn *c, const uint8_t *bhs) {
 }
 
 /* ---- SCSI Command ------------------------------------------------------------------------- */
-static int handle_scsi_cmd(struct iscsi_conn *c, struct iscsi_pdu *p) {
+/* A SCSI Command PDU's task: tags, LUN, CDB (with an extended CDB AHS). NULL with *ret_reject
+ * set when the PDU is malformed, NULL with it 0 when out of memory. */
+static struct iscsi_task *task_from_pdu(struct iscsi_conn *c, const struct iscsi_pdu *p, int *ret_reject) {
         const uint8_t *b = p->bhs;
-        bool final = b[1] & 0x80, rd = b[1] & 0x40, wr = b[1] & 0x20;
+        bool rd = b[1] & 0x40, wr = b[1] & 0x20;
         uint32_t edtl = get_be32(b + 20);
-        struct iscsi_params *prm = &c->sess->params;
         int64_t lun;
 
-        if (c->sess->discovery)
-                return send_reject(c, b, REJECT_PROTOCOL);
-        if ((p->data_len > 0 && (!wr || !prm->immediate_data)) || p->data_len > edtl ||
-            p->data_len > prm->first_burst || (!final && (!wr || prm->initial_r2t)))
-                return send_reject(c, b, REJECT_PROTOCOL);
-        if (!cmdsn_accept(c, b))
-                return 0;
-
+        *ret_reject = 0;
         _cleanup_free_ struct iscsi_task *t = calloc(1, sizeof(*t));
         if (!t)
-                return -ENOMEM;
+                return NULL;
         t->conn = c;
         t->itt = pdu_itt(b);
         t->cmd_sn = get_be32(b + 24);
@@ -413,13 +407,71 @@ static int handle_scsi_cmd(struct iscsi_conn *c, struct iscsi_pdu *p) {
         t->cdb_len = 16;
         if (p->ahs_len >= 4 && p->ahs[2] == 0x01) { /* extended CDB AHS */
                 uint32_t alen = get_be16(p->ahs);
-                if (alen < 2 || alen + 3 > p->ahs_len || 16 + alen - 1 > sizeof(t->cdb))
-                        return send_reject(c, b, REJECT_INVALID_FIELD);
+                if (alen < 2 || alen + 3 > p->ahs_len || 16 + alen - 1 > sizeof(t->cdb)) {
+                        *ret_reject = REJECT_INVALID_FIELD;
+                        return NULL;
+                }
                 memcpy(t->cdb + 16, p->ahs + 4, alen - 1);
                 t->cdb_len = 16 + alen - 1;
         }
         lun = lun_decode(b + 8);
         t->lu = lun >= 0 ? target_lu_get(c->sess->target, (uint64_t) lun) : NULL;
+        return TAKE_PTR(t);
+}
+
+/* Answer a write task that will not run with a bare status (and sense when asc is set), and
+ * drop it. Unsolicited data may follow; it is dropped as its task is gone. */
+static void task_refuse(struct iscsi_conn *c, struct iscsi_task *t, uint8_t status, uint16_t asc) {
+        struct scsi_cmd sc = { .status = status };
+
+        if (asc)
+                scsi_check(&sc, SK_ILLEGAL_REQUEST, asc);
+        WITH_LOCK(&c->lock)
+                task_unlink_locked(c, t);
+        (void) send_scsi_rsp(c, t, &sc, 0);
+        task_free(t);
+}
+
+/* The write task's buffer, with the PDU's immediate data in it (taken over without a copy
+ * when it is all the data). */
+static int task_take_immediate(struct iscsi_conn *c, struct iscsi_task *t, struct iscsi_pdu *p) {
+        if (p->data_len == t->edtl) {
+                t->buf = TAKE_PTR(p->data);
+        } else {
+                t->buf = malloc(t->edtl);
+                if (t->buf && p->data_len)
+                        memcpy(t->buf, p->data, p->data_len);
+        }
+        if (!t->buf) {
+                WITH_LOCK(&c->lock)
+                        task_unlink_locked(c, t);
+                lu_unref(t->lu);
+                return -ENOMEM;
+        }
+        atomic_fetch_add(&c->buffered, t->edtl);
+        t->received = p->data_len;
+        t->ttt = RSVD_TAG;
+        return 0;
+}
+
+static int handle_scsi_cmd(struct iscsi_conn *c, struct iscsi_pdu *p) {
+        const uint8_t *b = p->bhs;
+        bool final = b[1] & 0x80, rd = b[1] & 0x40, wr = b[1] & 0x20;
+        uint32_t edtl = get_be32(b + 20);
+        struct iscsi_params *prm = &c->sess->params;
+        int reject;
+
+        if (c->sess->discovery)
+                return send_reject(c, b, REJECT_PROTOCOL);
+        if ((p->data_len > 0 && (!wr || !prm->immediate_data)) || p->data_len > edtl ||
+            p->data_len > prm->first_burst || (!final && (!wr || prm->initial_r2t)))
+                return send_reject(c, b, REJECT_PROTOCOL);
+        if (!cmdsn_accept(c, b))
+                return 0;
+
+        _cleanup_free_ struct iscsi_task *t = task_from_pdu(c, p, &reject);
+        if (!t)
+                return reject ? send_reject(c, b, reject) : -ENOMEM;
         {
                 LOCK_GUARD(&c->lock);
                 if (task_find_locked(c, t->itt)) {
@@ -434,49 +486,16 @@ static int handle_scsi_cmd(struct iscsi_conn *c, struct iscsi_pdu *p) {
                 return 0;
         }
         if (t->edtl > MAX_TASK_DATA || (rd && wr)) {
-                struct iscsi_task *tt = TAKE_PTR(t);
-                tt->received = 0;
-                /* Unsolicited data may follow; it is dropped as its task is gone. */
-                struct scsi_cmd sc = { .status = SAM_CHECK_CONDITION };
-                scsi_check(&sc, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
-                {
-                        LOCK_GUARD(&c->lock);
-                        task_unlink_locked(c, tt);
-                }
-                (void) send_scsi_rsp(c, tt, &sc, 0);
-                task_free(tt);
+                task_refuse(c, TAKE_PTR(t), SAM_CHECK_CONDITION, ASC_INVALID_FIELD_IN_CDB);
                 return 0;
         }
         if (atomic_load(&c->buffered) + t->edtl > MAX_CONN_DATA) {
                 /* Too much write data in flight on this connection: ask the initiator to retry. */
-                struct iscsi_task *tt = TAKE_PTR(t);
-                struct scsi_cmd sc = { .status = SAM_TASK_SET_FULL };
-                {
-                        LOCK_GUARD(&c->lock);
-                        task_unlink_locked(c, tt);
-                }
-                (void) send_scsi_rsp(c, tt, &sc, 0);
-                task_free(tt);
+                task_refuse(c, TAKE_PTR(t), SAM_TASK_SET_FULL, 0);
                 return 0;
         }
-        if (p->data_len == t->edtl) {
-                /* all the data came as immediate data: the task takes the PDU's buffer */
-                t->buf = TAKE_PTR(p->data);
-        } else {
-                t->buf = malloc(t->edtl);
-                if (t->buf && p->data_len)
-                        memcpy(t->buf, p->data, p->data_len);
-        }
-        if (t->buf)
-                atomic_fetch_add(&c->buffered, t->edtl);
-        if (!t->buf) {
-                LOCK_GUARD(&c->lock);
-                task_unlink_locked(c, t);
-                lu_unref(t->lu);
+        if (task_take_immediate(c, t, p) < 0)
                 return -ENOMEM;
-        }
-        t->received = p->data_len;
-        t->ttt = RSVD_TAG;
         if (!final) {
                 t->unsolicited = true;
                 t->seq_end = MIN(prm->first_burst, t->edtl);

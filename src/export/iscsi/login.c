@@ -591,6 +591,51 @@ static int login_keys(struct iscsi_conn *c, struct login_state *ls, const uint8_
         return 0;
 }
 
+/* The first Login Request of a connection: the login's state, with the ISID and ITT that every
+ * later request of the login must repeat. */
+static struct login_state *login_start(struct iscsi_conn *c, const uint8_t *b) {
+        struct login_state *ls = calloc(1, sizeof(*ls));
+
+        if (!ls)
+                return NULL;
+        c->login = ls;
+        ls->first = true;
+        params_default(&ls->params);
+        memcpy(ls->isid, b + 8, 6);
+        ls->itt = pdu_itt(b);
+        c->exp_cmd_sn = get_be32(b + 24);
+        return ls;
+}
+
+/* Append a request's text to what earlier parts (C bit) brought; -E2BIG past LOGIN_MAX_TEXT. */
+static int login_accumulate(struct login_state *ls, const struct iscsi_pdu *req) {
+        size_t nlen = ls->pending_len + req->data_len;
+        char *nb;
+
+        if (nlen > LOGIN_MAX_TEXT)
+                return -E2BIG;
+        nb = realloc(ls->pending, nlen + 1);
+        if (!nb)
+                return -ENOMEM;
+        ls->pending = nb;
+        if (req->data_len)
+                memcpy(ls->pending + ls->pending_len, req->data, req->data_len);
+        ls->pending_len = nlen;
+        ls->pending[nlen] = 0;
+        return 0;
+}
+
+/* Full Feature Phase: the negotiated parameters take effect and the login state goes. */
+static void login_done(struct iscsi_conn *c, struct login_state *ls) {
+        c->sess->params = ls->params;
+        c->lim.header_digest = ls->params.header_digest;
+        c->lim.data_digest = ls->params.data_digest;
+        c->lim.max_recv_dsl = ls->params.max_recv_dsl;
+        free(ls->pending);
+        free(ls);
+        c->login = NULL;
+}
+
 int login_handle(struct iscsi_conn *c, struct iscsi_pdu *req) {
         struct login_state *ls = c->login;
         const uint8_t *b = req->bhs;
@@ -603,15 +648,9 @@ int login_handle(struct iscsi_conn *c, struct iscsi_pdu *req) {
         if (pdu_opcode(b) != OP_LOGIN_REQ)
                 return -EPROTO;
         if (!ls) {
-                ls = calloc(1, sizeof(*ls));
+                ls = login_start(c, b);
                 if (!ls)
                         return -ENOMEM;
-                c->login = ls;
-                ls->first = true;
-                params_default(&ls->params);
-                memcpy(ls->isid, b + 8, 6);
-                ls->itt = pdu_itt(b);
-                c->exp_cmd_sn = get_be32(b + 24);
                 if (get_be16(b + 14) != 0) /* adding a connection: we have one per session */
                         return login_fail(c, ls, b, 0x02, 0x0a);
         }
@@ -623,17 +662,11 @@ int login_handle(struct iscsi_conn *c, struct iscsi_pdu *req) {
                 return login_fail(c, ls, b, 0x02, 0x00);
 
         /* Accumulate continued text (C bit), answering each part with an empty response. */
-        size_t nlen = ls->pending_len + req->data_len;
-        if (nlen > LOGIN_MAX_TEXT)
+        r = login_accumulate(ls, req);
+        if (r == -E2BIG)
                 return login_fail(c, ls, b, 0x02, 0x00);
-        char *nb = realloc(ls->pending, nlen + 1);
-        if (!nb)
-                return -ENOMEM;
-        ls->pending = nb;
-        if (req->data_len)
-                memcpy(ls->pending + ls->pending_len, req->data, req->data_len);
-        ls->pending_len = nlen;
-        ls->pending[nlen] = 0;
+        if (r < 0)
+                return r;
         if (cont)
                 return login_respond(c, ls, b, false, 0, 0, 0, NULL) < 0 ? -EIO : 0;
 
@@ -674,13 +707,7 @@ int login_handle(struct iscsi_conn *c, struct iscsi_pdu *req) {
         if (r < 0)
                 return r;
         if (transit && nsg == 3) {
-                c->sess->params = ls->params;
-                c->lim.header_digest = ls->params.header_digest;
-                c->lim.data_digest = ls->params.data_digest;
-                c->lim.max_recv_dsl = ls->params.max_recv_dsl;
-                free(ls->pending);
-                free(ls);
-                c->login = NULL;
+                login_done(c, ls);
                 return 1;
         }
         return 0;
