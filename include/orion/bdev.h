@@ -76,6 +76,15 @@ struct orion_req {
         int result;              /* OUT: 0 or -errno */
 };
 
+/* An asynchronous request (orion_submit_async): req as above; done(a) is called exactly once
+ * when req.result is set, from any thread, possibly before the submitting call returns. done
+ * must not block (it may run on a node's I/O thread); priv is the caller's. */
+struct orion_areq {
+        struct orion_req req;
+        void (*done)(struct orion_areq *a);
+        void *priv;
+};
+
 /* ---- Per-node operations ----------------------------------------------------------------
  * Every op returns 0 (or a count where stated) on success, a negative errno on failure, and may
  * be called from many threads at once: the node protects its own state. Requests are within
@@ -120,6 +129,13 @@ struct orion_bdev_ops {
         /* Optional. Release everything; called once, after the last request returned. Children
          * are released by the core afterwards, so close may still flush them. */
         void (*close)(struct orion_bdev *b);
+        /* Optional, additive (session 3). Start one request without waiting: READ, WRITE or
+         * FLUSH, already checked by the core (aligned, in range, len <= max_size, FUA only with
+         * ORION_CAP_FUA, not read-only). Return 0 when accepted: the node then sets a->req.result
+         * and calls a->done(a) exactly once, from any thread, possibly before returning. Return
+         * -errno to refuse (done is not called; the core runs the request synchronously).
+         * Nodes without it get orion_submit_async's default: the synchronous op on the pool. */
+        int (*submit_async)(struct orion_bdev *b, struct orion_areq *a);
 };
 
 /* ---- Node accessors ---------------------------------------------------------------------- */
@@ -176,6 +192,14 @@ bool orion_extents_get(const struct orion_extents *ext, size_t i, uint64_t *ret_
  * Sets each req->result; returns 0 or the first error. Nodes with a native .submit get their
  * share in one call (the file backend: one io_uring submission). */
 int orion_submit(struct orion_req *reqs, size_t n);
+/* Start one request and return at once; a->done(a) is called exactly once with a->req.result
+ * set (0 or -errno), from any thread, possibly before this returns. Same checks, statistics and
+ * emulation as orion_bdev_pread/pwrite/flush/...: requests a node's native .submit_async can
+ * take as they are go to it directly; every other one (unaligned, split, FUA emulation, other
+ * ops, nodes without it) runs synchronously on the worker pool. */
+void orion_submit_async(struct orion_areq *a);
+/* True when the node has a native .submit_async (no thread waits per request). */
+bool orion_bdev_has_async(const struct orion_bdev *b);
 /* Run fn(args[i]) for every i < n concurrently on the worker pool (the caller runs a share
  * itself, so nesting never deadlocks); returns when all are done. For layers that split CPU
  * work of one request across threads (encryption). */

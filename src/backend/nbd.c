@@ -48,6 +48,13 @@ struct nbd_leaf {
         atomic_uint_fast64_t retried; /* commands re-issued after a connection loss */
         atomic_uint_fast64_t hung;    /* connections dropped for not answering */
         uint64_t req_timeout_ns;      /* request-timeout: 0 = wait forever */
+        /* Asynchronous requests whose connection went away wait here for the retry thread,
+         * which waits for a connection (up to retry-timeout) and issues them again. */
+        pthread_mutex_t retry_lock;
+        pthread_cond_t retry_cond;
+        struct nbd_areq *retry_head;
+        pthread_t retry_thread;
+        bool retry_started;
 };
 
 /* One command in flight: the caller waits on it until libnbd frees the completion closure.
@@ -280,9 +287,7 @@ static bool conn_error(int e) {
 enum nbd_cmd { CMD_READ, CMD_WRITE, CMD_FLUSH, CMD_TRIM, CMD_ZERO, CMD_BLOCK_STATUS };
 
 static int64_t start_cmd(struct nbd_handle *h, enum nbd_cmd cmd, void *buf, uint64_t len, uint64_t off,
-                         uint32_t flags, struct nbd_wait *w) {
-        nbd_completion_callback cb = { .callback = wait_completion_cb, .user_data = w, .free = wait_free_cb };
-
+                         uint32_t flags, nbd_completion_callback cb, struct nbd_wait *w) {
         switch (cmd) {
         case CMD_READ:
                 return nbd_aio_pread(h, buf, len, off, cb, 0);
@@ -301,27 +306,33 @@ static int64_t start_cmd(struct nbd_handle *h, enum nbd_cmd cmd, void *buf, uint
         return -1;
 }
 
+/* A live connection for cmd, returned with its handle lock read-held (the handle cannot be
+ * closed under the caller), or NULL. */
+static struct nbd_conn *pick_conn(struct nbd_leaf *l, enum nbd_cmd cmd) {
+        unsigned start = atomic_fetch_add(&l->rr, 1);
+
+        for (unsigned i = 0; i < l->nconns; i++) {
+                struct nbd_conn *k = &l->conns[(start + i) % l->nconns];
+
+                pthread_rwlock_rdlock(&k->hlock);
+                if (k->h && (cmd != CMD_BLOCK_STATUS || k->sr))
+                        return k;
+                pthread_rwlock_unlock(&k->hlock);
+        }
+        return NULL;
+}
+
 /* Issue on one live connection and wait. Returns 0, -errno from the server, 1 when the
  * connection failed under the command (the caller retries it elsewhere or later), or 2 for
  * block status when no connection with structured replies is up. */
 static int issue_once(struct nbd_leaf *l, enum nbd_cmd cmd, void *buf, uint64_t len, uint64_t off, uint32_t flags,
                       struct nbd_wait *w) {
-        unsigned start = atomic_fetch_add(&l->rr, 1);
-        struct nbd_conn *c = NULL;
+        struct nbd_conn *c = pick_conn(l, cmd);
         int64_t cookie = -1;
         int e = 0;
         uint64_t one = 1;
         bool wake;
 
-        for (unsigned i = 0; i < l->nconns && !c; i++) {
-                struct nbd_conn *k = &l->conns[(start + i) % l->nconns];
-
-                pthread_rwlock_rdlock(&k->hlock);
-                if (k->h && (cmd != CMD_BLOCK_STATUS || k->sr))
-                        c = k; /* keep the read lock: the handle cannot be closed under us */
-                else
-                        pthread_rwlock_unlock(&k->hlock);
-        }
         if (!c)
                 return cmd == CMD_BLOCK_STATUS ? 2 : 1;
         w->completed = false;
@@ -329,7 +340,10 @@ static int issue_once(struct nbd_leaf *l, enum nbd_cmd cmd, void *buf, uint64_t 
         w->conn = c;
         if (atomic_fetch_add(&c->inflight, 1) == 0)
                 atomic_store(&c->progress_ns, remote_now_ns()); /* the clock starts for an idle connection */
-        cookie = start_cmd(c->h, cmd, buf, len, off, flags, w);
+        cookie = start_cmd(c->h, cmd, buf, len, off, flags,
+                           (nbd_completion_callback) { .callback = wait_completion_cb, .user_data = w,
+                                                       .free = wait_free_cb },
+                           w);
         if (cookie < 0) {
                 /* libnbd says EINVAL both for bad arguments and for a dead handle */
                 e = nbd_get_errno();
@@ -408,6 +422,190 @@ static int nbd_cmd_run(struct nbd_leaf *l, enum nbd_cmd cmd, void *buf, uint64_t
         return r == -ESHUTDOWN ? -EIO : r;
 }
 
+/* ---- Asynchronous commands (submit_async) ----------------------------------------------------
+ * The command is issued from the caller's thread and nobody waits for it: the connection's I/O
+ * thread runs the completion, which calls done(). The guarantees are those of nbd_cmd_run: done
+ * reports success only for the server's acknowledgement; a command lost with its connection
+ * goes to the retry thread, which waits (up to retry-timeout) for a connection and sends it
+ * again, or fails it with EIO. */
+enum { AREQ_ISSUING, AREQ_ISSUED, AREQ_FREED };
+
+struct nbd_areq {
+        struct nbd_leaf *l;
+        struct orion_areq *a;
+        struct nbd_conn *conn;
+        enum nbd_cmd cmd;
+        uint32_t flags;          /* LIBNBD_CMD_FLAG_* */
+        int err;                 /* from the completion callback */
+        bool completed;
+        atomic_int state;        /* who finishes: the issuer or libnbd's free callback */
+        unsigned resent;
+        uint64_t give_up;        /* see nbd_cmd_run; 0 = never */
+        struct nbd_areq *next;   /* retry list */
+};
+
+static void areq_finish(struct nbd_areq *r, int result) {
+        struct orion_areq *a = r->a;
+
+        free(r);
+        a->req.result = result;
+        a->done(a);
+}
+
+static void areq_retry(struct nbd_areq *r) {
+        struct nbd_leaf *l = r->l;
+
+        WITH_LOCK(&l->retry_lock) {
+                r->next = l->retry_head;
+                l->retry_head = r;
+                pthread_cond_signal(&l->retry_cond);
+        }
+}
+
+/* The command is over for libnbd: start_errno is set when it never started. */
+static void areq_settle(struct nbd_areq *r, int start_errno) {
+        if (start_errno && !conn_error(start_errno)) {
+                areq_finish(r, -start_errno);
+                return;
+        }
+        if (!start_errno && r->completed && (r->err == 0 || !conn_error(r->err))) {
+                areq_finish(r, -r->err);
+                return;
+        }
+        /* Nothing was acknowledged: safe to send again once a connection is back. */
+        if (!start_errno) {
+                r->resent++;
+                atomic_fetch_add(&r->l->retried, 1);
+        }
+        areq_retry(r);
+}
+
+static int areq_completion_cb(void *ud, int *error) {
+        struct nbd_areq *r = ud;
+
+        r->err = *error;
+        r->completed = true;
+        atomic_store(&r->conn->progress_ns, remote_now_ns());
+        return 1;
+}
+
+static void areq_free_cb(void *ud) {
+        struct nbd_areq *r = ud;
+
+        atomic_fetch_sub(&r->conn->inflight, 1);
+        if (atomic_exchange(&r->state, AREQ_FREED) == AREQ_ISSUED)
+                areq_settle(r, 0); /* else the issuer, still in areq_issue, settles it */
+}
+
+/* Issue r on a live connection, or queue it for the retry thread. Never blocks. */
+static void areq_issue(struct nbd_areq *r) {
+        struct nbd_leaf *l = r->l;
+        struct nbd_conn *c = pick_conn(l, r->cmd);
+        struct orion_req *q = &r->a->req;
+        uint64_t one = 1;
+        int64_t cookie;
+        int e = 0;
+        bool wake;
+
+        if (!c) {
+                areq_retry(r);
+                return;
+        }
+        r->conn = c;
+        r->completed = false;
+        r->err = 0;
+        atomic_store(&r->state, AREQ_ISSUING);
+        if (atomic_fetch_add(&c->inflight, 1) == 0)
+                atomic_store(&c->progress_ns, remote_now_ns());
+        cookie = start_cmd(c->h, r->cmd, q->buf, q->len, q->off, r->flags,
+                           (nbd_completion_callback) { .callback = areq_completion_cb, .user_data = r,
+                                                       .free = areq_free_cb },
+                           NULL);
+        if (cookie < 0) {
+                e = nbd_get_errno();
+                if (e == 0 || nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h))
+                        e = ENOTCONN;
+        }
+        wake = cookie < 0 || (nbd_aio_get_direction(c->h) & LIBNBD_AIO_DIRECTION_WRITE);
+        pthread_rwlock_unlock(&c->hlock);
+        if (wake)
+                (void) write(c->efd, &one, sizeof(one));
+        /* After this exchange r may be gone (settled by the free callback) unless it was freed
+         * already, in which case settling is ours. */
+        if (atomic_exchange(&r->state, AREQ_ISSUED) == AREQ_FREED)
+                areq_settle(r, cookie < 0 ? e : 0);
+}
+
+static void *retry_thread(void *arg) {
+        struct nbd_leaf *l = arg;
+
+        for (;;) {
+                struct nbd_areq *list;
+                int r;
+
+                WITH_LOCK(&l->retry_lock) {
+                        while (!l->retry_head && !__atomic_load_n(&l->rs.stopping, __ATOMIC_ACQUIRE))
+                                pthread_cond_wait(&l->retry_cond, &l->retry_lock);
+                        list = l->retry_head;
+                        l->retry_head = NULL;
+                }
+                if (!list)
+                        break; /* stopping, nothing left */
+                /* Like nbd_cmd_run after a loss: a short pause, then wait for a connection. */
+                (void) remote_sleep(&l->rs, 10000000u);
+                r = remote_wait_up(&l->rs);
+                while (list) {
+                        struct nbd_areq *q = list;
+
+                        list = q->next;
+                        if (r < 0)
+                                areq_finish(q, -EIO);
+                        else if (q->resent > l->nconns && q->give_up && remote_now_ns() >= q->give_up) {
+                                orion_log_ratelimited(ORION_LOG_ERR,
+                                                      "%s: a request got no answer within request-timeout + "
+                                                      "retry-timeout: EIO", l->what);
+                                areq_finish(q, -EIO);
+                        } else
+                                areq_issue(q);
+                }
+        }
+        return NULL;
+}
+
+static int nbd_submit_async_op(struct orion_bdev *b, struct orion_areq *a) {
+        struct nbd_leaf *l = orion_bdev_priv(b);
+        struct nbd_areq *r;
+        enum nbd_cmd cmd;
+
+        switch (a->req.op) {
+        case ORION_OP_READ:
+                cmd = CMD_READ;
+                break;
+        case ORION_OP_WRITE:
+                cmd = CMD_WRITE;
+                break;
+        case ORION_OP_FLUSH:
+                if (!l->can_flush) {
+                        a->req.result = 0; /* the server says it has nothing to flush */
+                        a->done(a);
+                        return 0;
+                }
+                cmd = CMD_FLUSH;
+                break;
+        default:
+                return -EOPNOTSUPP;
+        }
+        if (!l->retry_started || !(r = calloc(1, sizeof(*r))))
+                return -ENOMEM; /* the core runs it synchronously */
+        r->l = l;
+        r->a = a;
+        r->cmd = cmd;
+        r->flags = a->req.op == ORION_OP_WRITE && (a->req.flags & ORION_FUA) ? LIBNBD_CMD_FLAG_FUA : 0;
+        r->give_up = l->req_timeout_ns ? remote_now_ns() + l->req_timeout_ns + l->rs.window_ns : 0;
+        areq_issue(r);
+        return 0;
+}
+
 /* ---- Operations ------------------------------------------------------------------------------ */
 static int nbd_pread_op(struct orion_bdev *b, void *buf, uint64_t len, uint64_t off, uint32_t flags) {
         return nbd_cmd_run(orion_bdev_priv(b), CMD_READ, buf, len, off, 0, NULL);
@@ -482,6 +680,12 @@ static void nbd_close_op(struct orion_bdev *b) {
                 __atomic_store_n(&l->rs.stopping, true, __ATOMIC_RELEASE);
                 pthread_cond_broadcast(&l->rs.cond);
         }
+        if (l->retry_started) {
+                WITH_LOCK(&l->retry_lock)
+                        pthread_cond_broadcast(&l->retry_cond);
+                pthread_join(l->retry_thread, NULL);
+                l->retry_started = false;
+        }
         for (unsigned i = 0; i < NBD_MAX_CONNS; i++) {
                 struct nbd_conn *c = &l->conns[i];
 
@@ -498,6 +702,8 @@ static void nbd_close_op(struct orion_bdev *b) {
                 pthread_rwlock_destroy(&c->hlock);
         }
         l->nconns = 0;
+        pthread_cond_destroy(&l->retry_cond);
+        pthread_mutex_destroy(&l->retry_lock);
         remote_done(&l->rs);
         free(l->uri);
         free(l->what);
@@ -585,6 +791,8 @@ static int nbd_open_op(struct orion_bdev *b, const struct orion_params *p, struc
                 l->conns[i].efd = -1;
                 pthread_rwlock_init(&l->conns[i].hlock, NULL);
         }
+        pthread_mutex_init(&l->retry_lock, NULL);
+        pthread_cond_init(&l->retry_cond, NULL);
         l->p = p;
         remote_init(&l->rs, b, "nbd", (uint64_t) MAX(timeout, 0) * 1000000000u);
         l->uri = strdup(orion_param_str(p, "uri"));
@@ -633,6 +841,11 @@ static int nbd_open_op(struct orion_bdev *b, const struct orion_params *p, struc
                         goto fail;
                 }
         }
+        if (pthread_create(&l->retry_thread, NULL, retry_thread, l) != 0) {
+                r = orion_error_set(err, EAGAIN, "%s: cannot start the retry thread", l->what);
+                goto fail;
+        }
+        l->retry_started = true;
         orion_debug("%s: %u connection(s), %" PRIu64 " bytes", l->what, l->nconns, orion_bdev_size(b));
         return 0;
 fail:
@@ -671,6 +884,7 @@ static const struct orion_bdev_ops nbd_ops = {
         .stats = nbd_stats_op,
         .status = nbd_status_op,
         .close = nbd_close_op,
+        .submit_async = nbd_submit_async_op,
 };
 
 ORION_BUILTIN_TYPE(orion_type_nbd, .name = "nbd",

@@ -450,3 +450,56 @@ out:
         free(args);
         return ret;
 }
+
+/* ---- Asynchronous requests ------------------------------------------------------------------
+ * A native request gets a small wrapper so that the core can time it and keep the node's
+ * statistics when it completes; everything else runs the synchronous path on the pool. */
+struct async_wrap {
+        struct orion_areq inner; /* what the node sees */
+        struct orion_areq *outer;
+        uint64_t t0;
+};
+
+static void async_native_done(struct orion_areq *inner) {
+        struct async_wrap *w = (struct async_wrap *) inner;
+        struct orion_areq *a = w->outer;
+        struct orion_bdev *b = a->req.bdev;
+        int r = sanitize(inner->req.result);
+
+        stats_record(&b->stats, a->req.op, r == 0 ? a->req.len : 0, r, now_ns() - w->t0);
+        free(w);
+        a->req.result = r;
+        a->done(a);
+}
+
+static void async_sync_job(void *arg) {
+        struct orion_areq *a = arg;
+
+        a->req.result = run_one(&a->req);
+        a->done(a);
+}
+
+bool orion_bdev_has_async(const struct orion_bdev *b) {
+        return b->type->ops->submit_async != NULL;
+}
+
+void orion_submit_async(struct orion_areq *a) {
+        struct orion_bdev *b = a->req.bdev;
+
+        if (b->type->ops->submit_async && native_ok(&a->req) &&
+            !(a->req.op == ORION_OP_FLUSH && !b->type->ops->flush)) {
+                struct async_wrap *w = malloc(sizeof(*w));
+
+                if (w) {
+                        w->inner = (struct orion_areq) { .req = a->req, .done = async_native_done };
+                        w->inner.req.result = 0;
+                        w->outer = a;
+                        w->t0 = now_ns();
+                        if (b->type->ops->submit_async(b, &w->inner) == 0)
+                                return;
+                        free(w);
+                }
+        }
+        if (pool_queue(async_sync_job, a) < 0)
+                async_sync_job(a); /* no pool (shutting down, no memory): run it here */
+}

@@ -237,6 +237,144 @@ START_TEST(block_status) {
 }
 END_TEST
 
+/* ---- orion_submit_async ----------------------------------------------------------------------- */
+/* Waits for done() calls; counts them so that a second call on one request is caught. */
+struct waiter {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        int calls;
+};
+static struct waiter g_w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+
+static void w_done(struct orion_areq *a) {
+        int *calls = a->priv;
+        pthread_mutex_lock(&g_w.lock);
+        (*calls)++;
+        g_w.calls++;
+        pthread_cond_broadcast(&g_w.cond);
+        pthread_mutex_unlock(&g_w.lock);
+}
+
+/* Submit and wait for done; returns the result. */
+static int async_run(struct orion_bdev *b, enum orion_op op, void *buf, uint64_t len, uint64_t off, uint32_t flags) {
+        int calls = 0;
+        struct orion_areq a = { .req = { .bdev = b, .op = op, .flags = flags, .buf = buf, .len = len, .off = off,
+                                         .result = 12345 },
+                                .done = w_done, .priv = &calls };
+        orion_submit_async(&a);
+        pthread_mutex_lock(&g_w.lock);
+        while (calls == 0)
+                pthread_cond_wait(&g_w.cond, &g_w.lock);
+        pthread_mutex_unlock(&g_w.lock);
+        ck_assert_int_eq(calls, 1);
+        return a.req.result;
+}
+
+/* "astrict": strict plus a native submit_async that completes on a thread of its own (or
+ * inline for flushes), and refuses requests while `refuse` is set. */
+static atomic_int g_native, g_refuse;
+static void *astrict_thread(void *arg) {
+        struct orion_areq *a = arg;
+        struct orion_req *q = &a->req;
+        q->result = q->op == ORION_OP_READ ? strict_pread(q->bdev, q->buf, q->len, q->off, q->flags)
+                                           : strict_pwrite(q->bdev, q->buf, q->len, q->off, 0);
+        a->done(a);
+        return NULL;
+}
+static int astrict_submit_async(struct orion_bdev *b, struct orion_areq *a) {
+        pthread_t t;
+        if (atomic_load(&g_refuse))
+                return -EAGAIN;
+        atomic_fetch_add(&g_native, 1);
+        if (a->req.op == ORION_OP_FLUSH) {
+                a->req.result = strict_flush(b, 0);
+                a->done(a); /* before returning: allowed */
+                return 0;
+        }
+        ck_assert(a->req.op == ORION_OP_READ || a->req.op == ORION_OP_WRITE);
+        ck_assert_int_eq(pthread_create(&t, NULL, astrict_thread, a), 0);
+        pthread_detach(t);
+        return 0;
+}
+static const struct orion_bdev_ops astrict_ops = { .pread = strict_pread, .pwrite = strict_pwrite,
+                                                   .flush = strict_flush, .submit_async = astrict_submit_async };
+static const struct orion_plugin astrict_type = { .api_version = ORION_PLUGIN_API_VERSION, .name = "astrict",
+                                                  .params = strict_params, .instance_size = sizeof(struct strict),
+                                                  .ops = &astrict_ops, .open = strict_open };
+
+/* The same requests through the default path (no native op) and the native one. */
+static void async_checks(struct orion_bdev *b, struct strict *s, bool native) {
+        unsigned char buf[3 * BS], back[3 * BS];
+        int n0 = atomic_load(&g_native);
+
+        fill(buf, sizeof buf, 99);
+        /* aligned: native when the node has it; the node's statistics count it either way */
+        uint64_t ops = atomic_load(&b->stats.op[ORION_OP_READ].ops);
+        ck_assert_int_eq(async_run(b, ORION_OP_WRITE, buf, 2 * BS, 4 * BS, 0), 0);
+        ck_assert_int_eq(async_run(b, ORION_OP_READ, back, 2 * BS, 4 * BS, 0), 0);
+        ck_assert_uint_eq(atomic_load(&b->stats.op[ORION_OP_READ].ops), ops + 1);
+        ck_assert(memcmp(back, buf, 2 * BS) == 0);
+        ck_assert_int_eq(async_run(b, ORION_OP_FLUSH, NULL, 0, 0, 0), 0);
+        ck_assert_int_eq(atomic_load(&g_native) - n0, native ? 3 : 0);
+        /* unaligned and split: the synchronous path (RMW, max_size), never the native op */
+        n0 = atomic_load(&g_native);
+        ck_assert_int_eq(async_run(b, ORION_OP_WRITE, buf, 5000, 100, 0), 0);
+        ck_assert_int_eq(async_run(b, ORION_OP_READ, back, 5000, 100, 0), 0);
+        ck_assert(memcmp(back, buf, 5000) == 0);
+        static unsigned char big[MAXREQ * 2];
+        fill(big, sizeof big, 7);
+        ck_assert_int_eq(async_run(b, ORION_OP_WRITE, big, sizeof big, 0, 0), 0);
+        ck_assert(memcmp(s->data, big, sizeof big) == 0);
+        /* FUA on a node without native FUA: write + flush, FUA never reaches the node */
+        int flushes = atomic_load(&s->flushes);
+        ck_assert_int_eq(async_run(b, ORION_OP_WRITE, buf, BS, 0, ORION_FUA), 0);
+        ck_assert_int_gt(atomic_load(&s->flushes), flushes);
+        /* other ops run synchronously too */
+        ck_assert_int_eq(async_run(b, ORION_OP_WRITE_ZEROES, NULL, BS, 0, 0), 0);
+        ck_assert_int_eq(s->data[10], 0);
+        ck_assert_int_eq(atomic_load(&g_native) - n0, 0);
+        /* errors: range, and done still called exactly once */
+        ck_assert_int_eq(async_run(b, ORION_OP_READ, back, BS, DISK, 0), -EINVAL);
+        ck_assert_int_eq(async_run(b, ORION_OP_WRITE, buf, BS, DISK, 0), -ENOSPC);
+        ck_assert_int_eq(async_run(b, ORION_OP_READ, back, 2 * BS, DISK - BS, 0), -EINVAL);
+        ck_assert_int_eq(orion_bdev_has_async(b), native);
+}
+
+START_TEST(async_default) {
+        async_checks(g_b, g_s, false);
+}
+END_TEST
+
+START_TEST(async_native) {
+        struct orion_error err = { 0 };
+        struct orion_bdev *b, *ro;
+        struct strict *s;
+        unsigned char buf[BS] = { 1 };
+
+        ck_assert_int_eq(registry_add(&astrict_type, &err), 0);
+        ck_assert_msg(graph_node_add("a0", "astrict", NULL, &b, &err) == 0, "%s", err.msg);
+        s = orion_bdev_priv(b);
+        async_checks(b, s, true);
+        /* A node that refuses: the core runs the request synchronously instead. */
+        atomic_store(&g_refuse, 1);
+        int n0 = atomic_load(&g_native), reads = atomic_load(&s->reads);
+        ck_assert_int_eq(async_run(b, ORION_OP_READ, buf, BS, 0, 0), 0);
+        ck_assert_int_eq(atomic_load(&g_native), n0);
+        ck_assert_int_eq(atomic_load(&s->reads), reads + 1);
+        atomic_store(&g_refuse, 0);
+        /* Read-only: writes fail with EROFS before the node sees them. */
+        struct json_object *p = json_object_new_object();
+        json_object_object_add(p, "ro", json_object_new_string("on"));
+        ck_assert_int_eq(graph_node_add("a1", "astrict", p, &ro, &err), 0);
+        json_object_put(p);
+        n0 = atomic_load(&g_native);
+        ck_assert_int_eq(async_run(ro, ORION_OP_WRITE, buf, BS, 0, 0), -EROFS);
+        ck_assert_int_eq(atomic_load(&g_native), n0);
+        ck_assert_int_eq(atomic_load(&((struct strict *) orion_bdev_priv(ro))->violations), 0);
+        ck_assert_int_eq(atomic_load(&s->violations), 0);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("request");
         TCase *tc = tcase_create("request");
@@ -249,6 +387,8 @@ int main(void) {
         tcase_add_test(tc, readonly);
         tcase_add_test(tc, batch);
         tcase_add_test(tc, block_status);
+        tcase_add_test(tc, async_default);
+        tcase_add_test(tc, async_native);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_set_tap(sr, "-");

@@ -28,6 +28,13 @@
 #define NBD_DEFAULT_THREADS 16u
 #define NBD_MAX_THREADS 64u
 #define NBD_KEEP_BUFFER (4u << 20)
+/* Asynchronous transmission (nodes with a native submit_async): payload bytes in flight per
+ * connection (the request count is bounded by nbd-threads), the request bytes one recv may
+ * bring, the replies one sendmsg carries, and the buffer size a free request slot keeps. */
+#define NBD_ASYNC_MAX_BYTES (64u << 20)
+#define NBD_ASYNC_RX (64u << 10)
+#define NBD_ASYNC_BATCH 256u
+#define NBD_ASYNC_KEEP NBD_KEEP_BUFFER
 /* Reads at least this long ask the node for holes and send them as OFFSET_HOLE chunks. */
 #define NBD_SPARSE_READ_MIN (64u << 10)
 /* Block status replies carry at most this many descriptors. */
@@ -36,6 +43,7 @@
 #define NBD_META_BASE_ALLOCATION 1u
 
 struct nbd_server;
+struct nbd_aslot;
 
 struct nbd_conn {
         int fd;
@@ -70,6 +78,23 @@ struct nbd_conn {
         bool dead;                     /* (write_lock) a reply could not be sent */
 
         atomic_uint_fast64_t requests, bytes_read, bytes_written, errors;
+
+        /* Asynchronous transmission (nbd-async.c). The socket's write side belongs to whoever
+         * set `sending`; replies completed meanwhile queue up and that owner sends them too. */
+        bool async;                    /* set before the first reply; then fixed */
+        pthread_mutex_t aq_lock;       /* everything below */
+        pthread_cond_t aq_cond;        /* room for a request, the write side free, all done */
+        unsigned aq_waiters;
+        bool sending;
+        struct nbd_aslot *aq_head, **aq_tail; /* replies ready to go */
+        unsigned inflight;             /* request slots in use */
+        uint64_t inflight_bytes;
+        struct nbd_aslot *free_slots;
+        unsigned nfree;
+        struct nbd_aslot *pend;        /* a batch a non-blocking send left half done ... */
+        struct iovec *pend_iov;        /* ... and where it stopped, for the pool job */
+        int pend_n;
+        struct iovec iov[2 * NBD_ASYNC_BATCH];
 };
 
 struct nbd_req {
@@ -121,6 +146,9 @@ int nbd_reply_status(struct nbd_conn *c, uint64_t cookie, uint16_t type, int res
  * in order; data segments point into buf at off - request offset), else one simple reply. */
 int nbd_reply_read(struct nbd_conn *c, const struct nbd_req *r, void *buf, const struct nbd_seg *segs,
                    size_t nsegs);
+/* The header of the reply to a single-segment request (result 0 or -errno): bytes written to
+ * hdr (room for 32); *ret_data says the request's r->len bytes of r->buf follow. */
+size_t nbd_reply_prepare(struct nbd_conn *c, const struct nbd_req *r, int result, void *hdr, bool *ret_data);
 /* Block status reply: one BLOCK_STATUS chunk with n (length, flags) descriptors. */
 int nbd_reply_block_status(struct nbd_conn *c, uint64_t cookie, const uint32_t *desc, size_t n);
 
@@ -136,6 +164,18 @@ uint16_t nbd_export_flags(const struct nbd_conn *c, const struct orion_export *e
 /* ---- nbd-transmission.c --------------------------------------------------------------------- */
 /* Serve requests until DISC, end of stream or a fatal error; waits for in-flight requests. */
 int nbd_transmission(struct nbd_conn *c);
+/* Checks of a parsed request: 0 if it may run, else the negative errno to reply with. */
+int nbd_validate(const struct nbd_conn *c, const struct nbd_req *r);
+/* Run one validated request synchronously and send its reply (r->buf sized as read_request does). */
+void nbd_run_request(struct nbd_req *r);
+uint32_t nbd_orion_flags(uint16_t nbd_flags);
+
+/* ---- nbd-async.c ------------------------------------------------------------------------------
+ * Transmission for nodes with a native submit_async (and no TLS): one reader per connection
+ * takes the requests in batches and submits them; replies go out from the completions. */
+int nbd_async_transmission(struct nbd_conn *c);
+/* conn_sendv of the asynchronous mode: wait for the write side, send, then send the queue. */
+int nbd_async_sendv(struct nbd_conn *c, struct iovec *iov, int n);
 
 /* ---- nbd-server.c --------------------------------------------------------------------------- */
 /* Run one whole connection on fd (takes ownership of fd): handshake, transmission, close.

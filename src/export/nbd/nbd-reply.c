@@ -44,6 +44,8 @@ uint32_t nbd_errno(int r) {
 static int conn_sendv(struct nbd_conn *c, struct iovec *iov, int n) {
         int r;
 
+        if (c->async)
+                return nbd_async_sendv(c, iov, n);
         WITH_LOCK(&c->write_lock) {
                 if (c->dead)
                         return -EPIPE;
@@ -153,6 +155,54 @@ int nbd_reply_read(struct nbd_conn *c, const struct nbd_req *r, void *buf, const
                 }
         }
         return conn_sendv(c, v, n);
+}
+
+size_t nbd_reply_prepare(struct nbd_conn *c, const struct nbd_req *r, int result, void *hdr, bool *ret_data) {
+        uint32_t error = nbd_errno(result);
+
+        *ret_data = false;
+        if (error)
+                atomic_fetch_add(&c->errors, 1);
+        else if (r->type == NBD_CMD_READ)
+                atomic_fetch_add(&c->bytes_read, r->len);
+        if (c->structured && error) {
+                struct {
+                        struct nbd_structured_reply h;
+                        uint32_t error;
+                        uint16_t msglen;
+                } __attribute__((packed)) m;
+
+                chunk_hdr(&m.h, r->cookie, NBD_REPLY_TYPE_ERROR, NBD_REPLY_FLAG_DONE, 6);
+                m.error = htobe32(error);
+                m.msglen = 0;
+                memcpy(hdr, &m, sizeof(m));
+                return sizeof(m);
+        }
+        if (c->structured && r->type == NBD_CMD_READ) {
+                struct {
+                        struct nbd_structured_reply h;
+                        uint64_t offset;
+                } __attribute__((packed)) m;
+
+                if (r->len == 0) {
+                        chunk_hdr(&m.h, r->cookie, NBD_REPLY_TYPE_NONE, NBD_REPLY_FLAG_DONE, 0);
+                        memcpy(hdr, &m.h, sizeof(m.h));
+                        return sizeof(m.h);
+                }
+                chunk_hdr(&m.h, r->cookie, NBD_REPLY_TYPE_OFFSET_DATA, NBD_REPLY_FLAG_DONE, 8 + r->len);
+                m.offset = htobe64(r->offset);
+                memcpy(hdr, &m, sizeof(m));
+                *ret_data = true;
+                return sizeof(m);
+        }
+        struct nbd_simple_reply h = {
+                .magic = htobe32(NBD_SIMPLE_REPLY_MAGIC),
+                .error = htobe32(error),
+                .cookie = r->cookie,
+        };
+        memcpy(hdr, &h, sizeof(h));
+        *ret_data = !error && r->type == NBD_CMD_READ && r->len > 0;
+        return sizeof(h);
 }
 
 int nbd_reply_block_status(struct nbd_conn *c, uint64_t cookie, const uint32_t *desc, size_t n) {

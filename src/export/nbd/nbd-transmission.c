@@ -31,7 +31,7 @@ static bool is_write_cmd(uint16_t type) {
 }
 
 /* 0 if the request may run, else the negative errno to reply with. */
-static int validate(const struct nbd_conn *c, const struct nbd_req *r) {
+int nbd_validate(const struct nbd_conn *c, const struct nbd_req *r) {
         switch (r->type) {
         case NBD_CMD_READ:
         case NBD_CMD_WRITE:
@@ -200,7 +200,7 @@ static int cmd_block_status(struct nbd_req *r) {
         return nbd_reply_block_status(c, r->cookie, desc, n);
 }
 
-static uint32_t orion_flags(uint16_t nbd_flags) {
+uint32_t nbd_orion_flags(uint16_t nbd_flags) {
         uint32_t f = 0;
         if (nbd_flags & NBD_CMD_FLAG_FUA)
                 f |= ORION_FUA;
@@ -212,7 +212,7 @@ static uint32_t orion_flags(uint16_t nbd_flags) {
 }
 
 /* Run one validated request and send its reply. */
-static void run_request(struct nbd_req *r) {
+void nbd_run_request(struct nbd_req *r) {
         struct nbd_conn *c = r->c;
         int e = 0;
 
@@ -225,7 +225,7 @@ static void run_request(struct nbd_req *r) {
                 return;
         case NBD_CMD_WRITE:
                 if (r->len > 0)
-                        e = orion_bdev_pwrite(c->node, r->buf, r->len, r->offset, orion_flags(r->flags));
+                        e = orion_bdev_pwrite(c->node, r->buf, r->len, r->offset, nbd_orion_flags(r->flags));
                 if (e >= 0)
                         atomic_fetch_add(&c->bytes_written, r->len);
                 break;
@@ -234,13 +234,13 @@ static void run_request(struct nbd_req *r) {
                 break;
         case NBD_CMD_TRIM:
                 if (r->len > 0)
-                        e = orion_bdev_discard(c->node, r->len, r->offset, orion_flags(r->flags));
+                        e = orion_bdev_discard(c->node, r->len, r->offset, nbd_orion_flags(r->flags));
                 if (e == -EOPNOTSUPP)
                         e = 0; /* advisory: leaving the data is a correct trim */
                 break;
         case NBD_CMD_WRITE_ZEROES:
                 if (r->len > 0)
-                        e = orion_bdev_write_zeroes(c->node, r->len, r->offset, orion_flags(r->flags));
+                        e = orion_bdev_write_zeroes(c->node, r->len, r->offset, nbd_orion_flags(r->flags));
                 /* ENOTSUP is reserved for FAST_ZERO; anything else unsupported is an I/O error. */
                 if (e == -EOPNOTSUPP || e == -ENOTSUP)
                         e = (r->flags & NBD_CMD_FLAG_FAST_ZERO) ? -ENOTSUP : -EIO;
@@ -311,7 +311,7 @@ static int read_request(struct nbd_conn *c, struct nbd_req *req, struct tbuf *tb
         if (req->type == NBD_CMD_DISC)
                 return 0;
 
-        e = validate(c, req);
+        e = nbd_validate(c, req);
         if (req->type == NBD_CMD_WRITE) {
                 if (req->len > NBD_MAX_REQUEST && e == 0)
                         e = -EINVAL;
@@ -374,7 +374,7 @@ static void worker_loop(struct nbd_conn *c) {
                         break;
                 if (e == 1) {
                         maybe_add_thread(c);
-                        run_request(&req);
+                        nbd_run_request(&req);
                 }
                 tbuf_trim(&tb);
         }
@@ -389,6 +389,9 @@ static void *worker_thread(void *arg) {
 int nbd_transmission(struct nbd_conn *c) {
         unsigned n;
 
+        /* A node that completes requests by itself needs no thread per request in flight. */
+        if (!c->tls && orion_bdev_has_async(c->node))
+                return nbd_async_transmission(c);
         WITH_LOCK(&c->lock)
                 c->nthreads = 1; /* this thread */
         worker_loop(c);
