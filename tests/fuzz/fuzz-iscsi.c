@@ -67,6 +67,30 @@ static void setup(void) {
         add_export("ro", "mem2", true, NULL, NULL);
 }
 
+/* A SANITIZE with IMMED runs on past its connection: wait for it, so that one input's work
+ * (and its buffer) does not spill into the next. */
+static void sanitize_settle(void) {
+        static const char *const iqns[] = { "iqn.2026-11.org.orion:disk", "iqn.2026-11.org.orion:ro" };
+
+        for (size_t i = 0; i < sizeof(iqns) / sizeof(iqns[0]); i++)
+                for (uint64_t lun = 0; lun < 4; lun++) {
+                        struct iscsi_lu *lu = NULL;
+
+                        pthread_mutex_lock(&g_tgt_lock);
+                        struct iscsi_target *t = target_find_locked(iqns[i]);
+                        pthread_mutex_unlock(&g_tgt_lock);
+                        /* targets live as long as their exports: all of this process */
+                        lu = target_lu_get(t, lun);
+                        if (!lu)
+                                continue;
+                        pthread_mutex_lock(&lu->lock);
+                        while (lu->sanitizing)
+                                pthread_cond_wait(&lu->sanitize_cond, &lu->lock);
+                        pthread_mutex_unlock(&lu->lock);
+                        lu_unref(lu);
+                }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static pthread_once_t once = PTHREAD_ONCE_INIT;
         int sv[2];
@@ -95,5 +119,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         (void) pthread_join(r, NULL);
         (void) close(sv[0]);
         (void) close(sv[1]);
+        sanitize_settle();
         return 0;
 }

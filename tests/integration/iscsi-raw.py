@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Hostile iSCSI initiator for test-iscsi-malformed.sh: garbage and truncated PDUs, oversized
 # data segments, unknown opcodes, bad AHS, stray Data-Out, a client vanishing mid-command.
-# Usage: iscsi-raw.py HOST PORT TARGET-IQN. Exits 1 with a message when the target misbehaves.
+# Usage: iscsi-raw.py HOST PORT TARGET-IQN [sanitize-immed]. Exits 1 with a message when the
+# target misbehaves.
 import socket
 import struct
 import sys
@@ -117,6 +118,20 @@ class Sess:
                     fail('NOP-In does not echo the ping data')
                 return
 
+
+# Not a hostile case: with a fourth argument "sanitize-immed", start SANITIZE OVERWRITE with IMMED
+# and return once the target accepted it (test-iscsi-sanitize-cancel.sh removes the export while
+# it runs).
+if len(sys.argv) > 4 and sys.argv[4] == 'sanitize-immed':
+    ss = Sess()
+    param = bytes([1, 0]) + struct.pack('>H', 4) + b'\xde\xad\xbe\xef'  # one pass, 4-byte pattern
+    ss.cmd(b'\x48\x81' + b'\0' * 5 + struct.pack('>H', len(param)) + b'\0', edtl=len(param), write=True,
+           data=param)
+    r, _ = recv_reply(ss.s)
+    if r is None or r[0] & 0x3f != 0x21 or r[2] != 0 or r[3] != 0:
+        fail('SANITIZE not accepted: %r' % (r[:4] if r else None))
+    print('ok')
+    sys.exit(0)
 
 # 1. Garbage instead of a login: the target drops the connection.
 s = connect()

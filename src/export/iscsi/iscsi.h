@@ -203,6 +203,7 @@ struct iscsi_lu {
         atomic_uint mode_gen;      /* bumped when a mode parameter changes: a UA for the others */
         /* SANITIZE (sanitize.c), under lock */
         bool sanitizing;           /* an operation runs: media access is NOT READY */
+        bool sanitize_cancel;      /* the LU goes away: the running operation stops */
         bool sanitize_failed;      /* the last one failed: sanitize failure mode */
         bool sanitize_ause;        /* ... and EXIT FAILURE MODE may end it */
         uint64_t sanitize_done, sanitize_total; /* progress, in blocks */
@@ -468,6 +469,9 @@ int sbc_sanitize(struct scsi_cmd *c);
 /* NOT READY while a sanitize runs, MEDIUM ERROR in sanitize failure mode: true if c was refused. */
 bool sanitize_refuses(struct scsi_cmd *c);
 bool sanitize_supports(const struct iscsi_lu *lu, uint8_t sa);
+/* Stop a running sanitize of lu (it ends failed) and wait until its thread no longer touches
+ * the node: before the LU's export goes, and when the target stops. */
+void sanitize_cancel(struct iscsi_lu *lu);
 uint32_t sbc_max_xfer_blocks(const struct iscsi_lu *lu);
 #define SBC_MAX_WRITE_SAME 0x400000u /* blocks, VPD B0h MAXIMUM WRITE SAME LENGTH */
 

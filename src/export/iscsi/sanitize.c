@@ -83,6 +83,8 @@ static int overwrite_pass(struct sanitize_job *j, uint8_t *buf, bool inverted) {
                 lba += n;
                 LOCK_GUARD(&lu->lock);
                 lu->sanitize_done += n;
+                if (lu->sanitize_cancel)
+                        return -ECANCELED;
         }
         /* each pass reaches the medium before the next one starts */
         return orion_bdev_flush(lu->bdev, 0);
@@ -99,6 +101,8 @@ static int block_erase(struct sanitize_job *j) {
                 lba += n;
                 LOCK_GUARD(&lu->lock);
                 lu->sanitize_done += n;
+                if (lu->sanitize_cancel)
+                        return -ECANCELED;
         }
         return orion_bdev_flush(lu->bdev, 0);
 }
@@ -121,7 +125,9 @@ static void *sanitize_thread(void *arg) {
                 free(buf);
         }
         pthread_rwlock_unlock(&lu->caw_lock);
-        if (r < 0)
+        if (r == -ECANCELED)
+                orion_warn("iscsi: LUN %llu: sanitize cancelled: the LU is going away", (unsigned long long) lu->lun);
+        else if (r < 0)
                 orion_warn("iscsi: LUN %llu: sanitize failed: %s", (unsigned long long) lu->lun, strerror(-r));
         else
                 orion_info("iscsi: LUN %llu: sanitize complete", (unsigned long long) lu->lun);
@@ -136,6 +142,14 @@ static void *sanitize_thread(void *arg) {
         }
         job_unref(j);
         return NULL;
+}
+
+void sanitize_cancel(struct iscsi_lu *lu) {
+        LOCK_GUARD(&lu->lock);
+        lu->sanitize_cancel = true;
+        /* the thread clears sanitizing after its last access to the node */
+        while (lu->sanitizing)
+                pthread_cond_wait(&lu->sanitize_cond, &lu->lock);
 }
 
 /* OVERWRITE parameter list (SBC-4 5.30.3): checks it and copies the pattern into j. */
@@ -180,6 +194,11 @@ static int run_job(struct scsi_cmd *c, struct sanitize_job *j, bool immed) {
                         job_unref(j);
                         job_unref(j);
                         return scsi_check(c, SK_NOT_READY, ASC_SANITIZE_IN_PROGRESS);
+                }
+                if (lu->sanitize_cancel) { /* the LU was removed while this command came in */
+                        job_unref(j);
+                        job_unref(j);
+                        return scsi_check(c, SK_ILLEGAL_REQUEST, ASC_LUN_NOT_SUPPORTED);
                 }
                 lu->sanitizing = true;
                 lu->sanitize_done = 0;

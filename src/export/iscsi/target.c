@@ -385,6 +385,7 @@ static void iscsi_export_removed(struct orion_export *e) {
         /* Commands still running on the LU finish unanswered; new ones see no such LUN. */
         for (unsigned i = 0; i < n; i++) {
                 sessions_abort_lu(gone[i], NULL);
+                sanitize_cancel(gone[i]);
                 lu_unref(gone[i]);
         }
 }
@@ -603,8 +604,11 @@ static void iscsi_stop(void) {
         }
         LOCK_GUARD(&g_tgt_lock);
         for (unsigned i = 0; i < g_ntargets; i++) {
-                for (unsigned l = 0; l < TARGET_MAX_LUNS; l++)
+                for (unsigned l = 0; l < TARGET_MAX_LUNS; l++) {
+                        if (g_targets[i]->luns[l])
+                                sanitize_cancel(g_targets[i]->luns[l]);
                         lu_unref(g_targets[i]->luns[l]);
+                }
                 target_free(g_targets[i]);
         }
         g_ntargets = 0;
