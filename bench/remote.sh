@@ -13,7 +13,7 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 runtime=5
 size_mb=256
 build=$(cd "$(dirname "$0")/.." && pwd)/build
-conns=4
+conns=2 # the leaf's default
 no_iscsi=0
 while getopts "r:s:b:c:N" o; do
         case $o in
@@ -85,7 +85,7 @@ fi
 p_orion=$(port)
 mkdir -p "$tmp/state"
 {
-        # one NBD server thread per request in flight (QD 32): a remote leaf blocks its thread
+        # requests in flight per client connection (QD 32)
         printf '[daemon]\nstate-dir = %s\nnbd-listen = 127.0.0.1:%s\nnbd-threads = 32\n\n' "$tmp/state" "$p_orion"
         printf '[node remote]\ntype = nbd\nuri = nbd://127.0.0.1:%s/\nconnections = %s\n\n' "$p_kit" "$conns"
         printf '[export remote]\nnode = remote\nprotocols = nbd\n\n'

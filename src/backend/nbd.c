@@ -85,6 +85,10 @@ static struct nbd_handle *nbd_connect_one(struct nbd_leaf *l, bool sr, char *err
                 snprintf(errbuf, errlen, "%s", nbd_get_error());
                 return NULL;
         }
+        /* Read buffers are only used after the server filled them: no need for libnbd to
+         * clear each one before the command goes out. */
+        if (nbd_set_pread_initialize(h, false) < 0)
+                goto fail;
         if (sr)
                 (void) nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION);
         else if (nbd_set_request_structured_replies(h, false) < 0)
@@ -861,7 +865,7 @@ fail:
 static const struct orion_param nbd_params[] = {
         { .name = "uri", .type = ORION_PARAM_STRING,
           .help = "nbd://host[:port]/export, nbds://... (TLS), nbd+unix:///export?socket=PATH" },
-        { .name = "connections", .type = ORION_PARAM_INT, .def = "4",
+        { .name = "connections", .type = ORION_PARAM_INT, .def = "2",
           .help = "Connections to open when the server advertises multi-conn (else one)." },
         { .name = "retry-timeout", .type = ORION_PARAM_INT, .def = "60",
           .help = "Seconds requests wait for a lost server to come back; then they fail with EIO." },
