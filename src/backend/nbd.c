@@ -307,18 +307,23 @@ static int64_t start_cmd(struct nbd_handle *h, enum nbd_cmd cmd, void *buf, uint
 }
 
 /* A live connection for cmd, returned with its handle lock read-held (the handle cannot be
- * closed under the caller), or NULL. */
+ * closed under the caller), or NULL. Block status needs the connection with structured
+ * replies; other commands avoid it while another is up, because libnbd reads a structured
+ * reply with twice the system calls of a simple one. */
 static struct nbd_conn *pick_conn(struct nbd_leaf *l, enum nbd_cmd cmd) {
         unsigned start = atomic_fetch_add(&l->rr, 1);
 
-        for (unsigned i = 0; i < l->nconns; i++) {
-                struct nbd_conn *k = &l->conns[(start + i) % l->nconns];
+        for (unsigned pass = l->nconns > 1 && cmd != CMD_BLOCK_STATUS ? 0 : 1; pass < 2; pass++)
+                for (unsigned i = 0; i < l->nconns; i++) {
+                        struct nbd_conn *k = &l->conns[(start + i) % l->nconns];
 
-                pthread_rwlock_rdlock(&k->hlock);
-                if (k->h && (cmd != CMD_BLOCK_STATUS || k->sr))
-                        return k;
-                pthread_rwlock_unlock(&k->hlock);
-        }
+                        if (pass == 0 && k->sr)
+                                continue;
+                        pthread_rwlock_rdlock(&k->hlock);
+                        if (k->h && (cmd != CMD_BLOCK_STATUS || k->sr))
+                                return k;
+                        pthread_rwlock_unlock(&k->hlock);
+                }
         return NULL;
 }
 
