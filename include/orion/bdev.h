@@ -98,7 +98,8 @@ struct orion_bdev_ops {
          * piece reads as zeroes), valid only during that call; piece boundaries are the node's
          * choice. The node holds whatever keeps data alive and unchanged by discard/zeroing for
          * the call (the memory leaf: its read lock), so fn must not send requests to this node.
-         * fn's negative return stops the walk and is returned. Default: pread into a buffer. */
+         * fn's negative return stops the walk and is returned. Requests are aligned and within
+         * max_size as for pread. Default: pread into a buffer. */
         int (*read_view)(struct orion_bdev *b, uint64_t len, uint64_t off,
                          int (*fn)(void *arg, const void *data, uint64_t n), void *arg);
         /* Required unless the node is read-only. flags: ORION_FUA. */
@@ -171,8 +172,9 @@ int orion_bdev_pwrite(struct orion_bdev *b, const void *buf, uint64_t len, uint6
  * Counted as a read (statistics and range checks as pread). A node with a .read_view op gives
  * its own memory (a consumer that transforms the bytes, like decryption, then writes its output
  * once, with no copy in between); otherwise, and for unaligned requests, the core preads pieces
- * of at most 256 KiB into a buffer and calls fn on them. Returns 0, fn's negative return, or the
- * read's -errno. */
+ * of at most 256 KiB into a buffer and calls fn on them. fn may run under the node's locks: keep
+ * it to CPU work on the bytes (the node's read latency statistics leave fn's time out). Returns
+ * 0, fn's negative return, or the read's -errno. */
 int orion_bdev_read_view(struct orion_bdev *b, uint64_t len, uint64_t off,
                          int (*fn)(void *arg, const void *data, uint64_t n), void *arg);
 int orion_bdev_flush(struct orion_bdev *b, uint32_t flags);
