@@ -22,6 +22,8 @@ struct nbd_aslot {
         uint8_t hdr[32];
         size_t hlen;
         bool data;              /* r.len bytes of buf follow hdr */
+        bool raw;               /* a copied reply (rawlen bytes of buf), not a request */
+        size_t rawlen;
 };
 
 /* ---- Slots ------------------------------------------------------------------------------------ */
@@ -80,6 +82,11 @@ static void slots_put(struct nbd_conn *c, struct nbd_aslot *list) {
                         struct nbd_aslot *s = list;
 
                         list = s->next;
+                        if (s->raw) {
+                                s->next = drop;
+                                drop = s;
+                                continue;
+                        }
                         c->inflight--;
                         c->inflight_bytes -= s->acct;
                         if (s->cap <= NBD_ASYNC_KEEP && c->nfree < nbd_conn_threads) {
@@ -135,6 +142,10 @@ static struct nbd_aslot *take_batch(struct nbd_conn *c, int *ret_n) {
                 last->next = NULL;
         }
         for (struct nbd_aslot *s = list; s; s = s->next) {
+                if (s->raw) {
+                        c->iov[n++] = (struct iovec) { s->buf, s->rawlen };
+                        continue;
+                }
                 c->iov[n++] = (struct iovec) { s->hdr, s->hlen };
                 if (s->data)
                         c->iov[n++] = (struct iovec) { s->buf, s->r.len };
@@ -145,15 +156,31 @@ static struct nbd_aslot *take_batch(struct nbd_conn *c, int *ret_n) {
 
 static void drain(struct nbd_conn *c, bool may_block);
 
-static void drain_job(void *arg) {
+/* The connection's writer: finishes a send the socket could not take at once (blocking on the
+ * client is its job alone, never the node's I/O thread's nor the pool's), then sends the queue. */
+static void *writer_thread(void *arg) {
         struct nbd_conn *c = arg;
-        struct nbd_aslot *list = c->pend;
 
-        if (!c->dead && nbd_sendv_full(c, c->pend_iov, c->pend_n) < 0)
-                conn_dead(c);
-        c->pend = NULL;
-        slots_put(c, list);
-        drain(c, true);
+        for (;;) {
+                struct nbd_aslot *list;
+
+                WITH_LOCK(&c->aq_lock) {
+                        while (!c->pend && !c->writer_stop) {
+                                c->aq_waiters++;
+                                pthread_cond_wait(&c->aq_cond, &c->aq_lock);
+                                c->aq_waiters--;
+                        }
+                        list = c->pend;
+                }
+                if (!list)
+                        return NULL; /* stopping, nothing pending */
+                if (!c->dead && nbd_sendv_full(c, c->pend_iov, c->pend_n) < 0)
+                        conn_dead(c);
+                WITH_LOCK(&c->aq_lock)
+                        c->pend = NULL;
+                slots_put(c, list);
+                drain(c, true);
+        }
 }
 
 /* Send the queue until it is empty, then release the write side. The caller owns it. */
@@ -189,34 +216,56 @@ static void drain(struct nbd_conn *c, bool may_block) {
                 }
                 v->iov_base = (char *) v->iov_base + w;
                 v->iov_len -= (size_t) w;
-                c->pend = list;
-                c->pend_iov = v;
-                c->pend_n = n;
-                if (pool_queue(drain_job, c) == 0)
-                        return; /* the job owns the write side now */
-                drain_job(c);   /* no pool: block here rather than lose the stream */
-                return;
+                WITH_LOCK(&c->aq_lock) {
+                        c->pend = list;
+                        c->pend_iov = v;
+                        c->pend_n = n;
+                        if (!c->writer_started &&
+                            pthread_create(&c->writer, NULL, writer_thread, c) == 0)
+                                c->writer_started = true;
+                        if (c->writer_started) {
+                                pthread_cond_broadcast(&c->aq_cond);
+                                return; /* the writer owns the write side now */
+                        }
+                        c->pend = NULL;
+                }
+                /* No thread to hand it to: block here rather than lose the stream. */
+                if (nbd_sendv_full(c, v, n) < 0)
+                        conn_dead(c);
+                slots_put(c, list);
+                may_block = true;
         }
 }
 
+/* Queue a reply that is not a request's own (refusals, replies of the synchronous commands):
+ * copied, so that the caller never waits for the client. */
 int nbd_async_sendv(struct nbd_conn *c, struct iovec *iov, int n) {
-        int r = -EPIPE;
+        struct nbd_aslot *s = calloc(1, sizeof(*s));
+        size_t len = 0;
+        bool owner = false;
 
+        for (int i = 0; i < n; i++)
+                len += iov[i].iov_len;
+        if (!s || !(s->buf = malloc(MAX(len, (size_t) 1)))) {
+                free(s);
+                return -ENOMEM;
+        }
+        s->raw = true;
+        s->rawlen = len;
+        len = 0;
+        for (int i = 0; i < n; i++) {
+                memcpy((char *) s->buf + len, iov[i].iov_base, iov[i].iov_len);
+                len += iov[i].iov_len;
+        }
         WITH_LOCK(&c->aq_lock) {
-                while (c->sending) {
-                        c->aq_waiters++;
-                        pthread_cond_wait(&c->aq_cond, &c->aq_lock);
-                        c->aq_waiters--;
-                }
-                c->sending = true;
+                *c->aq_tail = s;
+                c->aq_tail = &s->next;
+                if (!c->sending)
+                        owner = c->sending = true;
         }
-        if (!c->dead) {
-                r = nbd_sendv_full(c, iov, n);
-                if (r < 0)
-                        conn_dead(c);
-        }
-        drain(c, true);
-        return r;
+        if (owner)
+                drain(c, false);
+        return 0;
 }
 
 /* A completion: queue the reply, and send it unless someone else is sending. */
@@ -423,7 +472,11 @@ int nbd_async_transmission(struct nbd_conn *c) {
                         pthread_cond_wait(&c->aq_cond, &c->aq_lock);
                         c->aq_waiters--;
                 }
+                c->writer_stop = true;
+                pthread_cond_broadcast(&c->aq_cond);
         }
+        if (c->writer_started)
+                pthread_join(c->writer, NULL);
         while (c->free_slots) {
                 struct nbd_aslot *s = c->free_slots;
 

@@ -92,8 +92,10 @@ struct nbd_conn {
         struct nbd_aslot *free_slots;
         unsigned nfree;
         struct nbd_aslot *pend;        /* a batch a non-blocking send left half done ... */
-        struct iovec *pend_iov;        /* ... and where it stopped, for the pool job */
+        struct iovec *pend_iov;        /* ... and where it stopped, for the writer thread */
         int pend_n;
+        pthread_t writer;              /* started at the first full socket; finishes sends */
+        bool writer_started, writer_stop;
         struct iovec iov[2 * NBD_ASYNC_BATCH];
 };
 
@@ -174,7 +176,8 @@ uint32_t nbd_orion_flags(uint16_t nbd_flags);
  * Transmission for nodes with a native submit_async (and no TLS): one reader per connection
  * takes the requests in batches and submits them; replies go out from the completions. */
 int nbd_async_transmission(struct nbd_conn *c);
-/* conn_sendv of the asynchronous mode: wait for the write side, send, then send the queue. */
+/* conn_sendv of the asynchronous mode: copy the reply into the queue (never waits for the
+ * client). */
 int nbd_async_sendv(struct nbd_conn *c, struct iovec *iov, int n);
 
 /* ---- nbd-server.c --------------------------------------------------------------------------- */
