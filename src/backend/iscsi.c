@@ -40,7 +40,8 @@ struct iscsi_req {
         uint64_t give_up;           /* request-timeout + retry-timeout after the start; 0 = never */
         bool timed_out;             /* went unanswered once: see issue_queued */
         int result;
-        sem_t done;                 /* posted once result is final: one wake-up for this caller */
+        struct orion_areq *a;       /* submit_async: completed through a->done, q is freed */
+        sem_t done;                 /* else posted once result is final: one wake-up for this caller */
         struct iscsi_req *next;
 };
 
@@ -190,8 +191,16 @@ static int lba_status_extents(struct iscsi_leaf *l, struct iscsi_req *q, struct 
 }
 
 static void req_finish(struct iscsi_leaf *l, struct iscsi_req *q, int result) {
+        struct orion_areq *a = q->a;
+
         q->result = result;
-        sem_post(&q->done);
+        if (!a) {
+                sem_post(&q->done);
+                return;
+        }
+        free(q);
+        a->req.result = result;
+        a->done(a);
 }
 
 /* Put a request back at the head of the queue: it is sent again on the next session. */
@@ -436,16 +445,13 @@ static void *io_thread(void *arg) {
 }
 
 /* ---- Caller side ----------------------------------------------------------------------------- */
-static int run_req(struct iscsi_leaf *l, struct iscsi_req *q) {
+/* Queue q for the I/O thread. */
+static void req_queue(struct iscsi_leaf *l, struct iscsi_req *q) {
         uint64_t one = 1;
-        int r = remote_wait_up(&l->rs);
 
-        if (r < 0)
-                return r == -ESHUTDOWN ? -EIO : r;
         q->leaf = l;
         q->next = NULL;
         q->give_up = l->req_timeout ? remote_now_ns() + (uint64_t) l->req_timeout * 1000000000u + l->rs.window_ns : 0;
-        sem_init(&q->done, 0, 0);
         pthread_mutex_lock(&l->qlock);
         *l->queue_tail = q;
         l->queue_tail = &q->next;
@@ -454,6 +460,15 @@ static int run_req(struct iscsi_leaf *l, struct iscsi_req *q) {
          * a write to efd for every request would cost it a wake-up each. */
         if (__atomic_load_n(&l->polling, __ATOMIC_SEQ_CST))
                 (void) write(l->efd, &one, sizeof(one));
+}
+
+static int run_req(struct iscsi_leaf *l, struct iscsi_req *q) {
+        int r = remote_wait_up(&l->rs);
+
+        if (r < 0)
+                return r == -ESHUTDOWN ? -EIO : r;
+        sem_init(&q->done, 0, 0);
+        req_queue(l, q);
         while (sem_wait(&q->done) < 0 && errno == EINTR)
                 ;
         sem_destroy(&q->done);
@@ -471,6 +486,34 @@ static int iscsi_pwrite_op(struct orion_bdev *b, const void *buf, uint64_t len, 
                                .fua = flags & ORION_FUA };
 
         return run_req(orion_bdev_priv(b), &q);
+}
+
+/* Reads, writes and flushes complete from the I/O thread, with no thread waiting for them.
+ * While the session is down they are refused, and the core runs them synchronously: they wait
+ * for the reconnect (or fail past retry-timeout) like every other request. */
+static int iscsi_submit_async_op(struct orion_bdev *b, struct orion_areq *a) {
+        struct iscsi_leaf *l = orion_bdev_priv(b);
+        const struct orion_req *r = &a->req;
+        struct iscsi_req *q;
+        bool up;
+
+        if (r->op != ORION_OP_READ && r->op != ORION_OP_WRITE && r->op != ORION_OP_FLUSH)
+                return -EOPNOTSUPP;
+        WITH_LOCK(&l->rs.lock)
+                up = l->rs.up > 0 && !l->rs.stopping;
+        if (!up)
+                return -EAGAIN;
+        q = calloc(1, sizeof(*q));
+        if (!q)
+                return -ENOMEM;
+        q->a = a;
+        q->buf = r->buf;
+        q->len = r->len;
+        q->off = r->off;
+        q->op = r->op == ORION_OP_READ ? IREQ_READ : r->op == ORION_OP_WRITE ? IREQ_WRITE : IREQ_FLUSH;
+        q->fua = r->op == ORION_OP_WRITE && (r->flags & ORION_FUA);
+        req_queue(l, q);
+        return 0;
 }
 
 static int iscsi_flush_op(struct orion_bdev *b, uint32_t flags) {
@@ -729,6 +772,7 @@ static const struct orion_bdev_ops iscsi_ops = {
         .discard = iscsi_discard_op,
         .write_zeroes = iscsi_write_zeroes_op,
         .block_status = iscsi_block_status_op,
+        .submit_async = iscsi_submit_async_op,
         .stats = iscsi_stats_op,
         .status = iscsi_status_op,
         .close = iscsi_close_op,
