@@ -151,6 +151,27 @@ static int memory_read_view(struct orion_bdev *b, uint64_t len, uint64_t off,
         return r < 0 ? r : 0;
 }
 
+/* A write that covers a whole chunk not allocated yet: fill a new chunk before it is published,
+ * instead of zeroing it first and then overwriting it. Readers never see it half filled (nor
+ * uninitialised: it may hold another node's freed data). false: do the ordinary store. */
+static bool chunk_create_filled(struct memdisk *m, uint64_t chunk, const char *src) {
+        char **slot = chunk_slot(m, chunk, true);
+        char *c;
+
+        if (!slot || __atomic_load_n(slot, __ATOMIC_ACQUIRE) || !(c = aligned_alloc(64, CHUNK_SIZE)))
+                return false;
+        store(c, src, CHUNK_SIZE);
+        WITH_LOCK(&m->alloc_lock) {
+                if (!*slot) {
+                        m->allocated++;
+                        __atomic_store_n(slot, c, __ATOMIC_RELEASE);
+                        return true;
+                }
+        }
+        free(c); /* another writer created it meanwhile */
+        return false;
+}
+
 static int memory_pwrite(struct orion_bdev *b, const void *buf, uint64_t len, uint64_t off, uint32_t flags) {
         struct memdisk *m = orion_bdev_priv(b);
         const char *p = buf;
@@ -158,12 +179,16 @@ static int memory_pwrite(struct orion_bdev *b, const void *buf, uint64_t len, ui
         pthread_rwlock_rdlock(&m->lock);
         while (len) {
                 uint64_t in = off & (CHUNK_SIZE - 1), n = CHUNK_SIZE - in < len ? CHUNK_SIZE - in : len;
-                char *c = chunk_get(m, off >> CHUNK_SHIFT, true);
+                char *c;
+                if (n == CHUNK_SIZE && chunk_create_filled(m, off >> CHUNK_SHIFT, p))
+                        goto next;
+                c = chunk_get(m, off >> CHUNK_SHIFT, true);
                 if (!c) {
                         r = -ENOSPC; /* out of memory is "no space" to a block device client */
                         break;
                 }
                 store(c + in, p, n);
+        next:
                 p += n;
                 off += n;
                 len -= n;

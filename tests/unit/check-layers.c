@@ -73,6 +73,24 @@ START_TEST(test_memory_store_paths) {
 }
 END_TEST
 
+/* Whole chunks written to a fresh node are filled before they are published (no zeroing
+ * first); a partial write next to them still finds zeroes around its data. */
+START_TEST(test_memory_fresh_chunks) {
+        struct orion_bdev *m = t_node_add("fresh", "memory", t_params("size", "1M", NULL));
+        static char w[3 << 16], r[4 << 16];
+
+        t_pattern(w, sizeof(w), 65536, 3);
+        ck_assert_int_eq(orion_bdev_pwrite(m, w, sizeof(w), 65536, 0), 0);       /* chunks 1-3 whole */
+        ck_assert_int_eq(orion_bdev_pwrite(m, w, 4096, (5 << 16) + 8192, 0), 0); /* chunk 5 partly */
+        ck_assert_int_eq(orion_bdev_pread(m, r, sizeof(w), 65536, 0), 0);
+        ck_assert_mem_eq(w, r, sizeof(w));
+        ck_assert_int_eq(orion_bdev_pread(m, r, 4 << 16, 4 << 16, 0), 0);
+        ck_assert(t_is_zero(r, (1 << 16) + 8192));
+        ck_assert_mem_eq(w, r + (1 << 16) + 8192, 4096);
+        ck_assert(t_is_zero(r + (1 << 16) + 8192 + 4096, (3 << 16) - 8192 - 4096));
+}
+END_TEST
+
 /* ---- passthru -------------------------------------------------------------------------------- */
 START_TEST(test_passthru) {
         struct orion_bdev *p = t_node_add("p", "passthru", t_params("child", "mem", NULL));
@@ -301,6 +319,7 @@ int main(void) {
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_memory_store_paths);
+        tcase_add_test(tc, test_memory_fresh_chunks);
         tcase_add_test(tc, test_passthru);
         tcase_add_test(tc, test_error_default_eio);
         tcase_add_test(tc, test_error_per_op_and_errno);
