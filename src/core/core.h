@@ -3,6 +3,7 @@
  * exports, config, worker pool, statistics. Not part of the plugin API. */
 #pragma once
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -87,6 +88,28 @@ struct orion_bdev {
         struct node_stats stats;
         pthread_mutex_t rmw_lock[RMW_LOCKS]; /* serialises read-modify-write of one block */
 };
+
+/* Checks every path into a node op shares (request.c, read-view.c). A node must return 0 or a
+ * real negative errno; anything else is turned into -EIO. */
+static inline int bdev_op_result(int r) {
+        if (r > 0)
+                return 0;
+        if (r < -4095)
+                return -EIO;
+        return r;
+}
+
+static inline int bdev_check_range(const struct orion_bdev *b, uint64_t len, uint64_t off, bool write) {
+        uint64_t size = orion_bdev_size(b); /* may change at run time: read atomically */
+        if (off > size || len > size - off)
+                return write ? -ENOSPC : -EINVAL;
+        return 0;
+}
+
+/* The largest request the node takes in one call. */
+static inline uint64_t bdev_max_chunk(const struct orion_bdev *b) {
+        return b->geom.max_size ? b->geom.max_size : UINT64_MAX;
+}
 
 /* Create a node from a type name and a flat JSON params object. The node is added to the graph
  * under name (which must be unique: [A-Za-z0-9._-]+, at most 64). */

@@ -91,18 +91,13 @@ static int view_wrap(void *arg, const void *data, uint64_t n) {
 }
 
 static int view_native(struct orion_bdev *b, uint64_t len, uint64_t off, view_fn fn, void *arg) {
-        uint64_t max = b->geom.max_size ? b->geom.max_size : UINT64_MAX;
+        uint64_t max = bdev_max_chunk(b);
 
         while (len) {
                 struct view_call c = { .fn = fn, .arg = arg, .want = MIN(len, max) };
                 uint64_t t0 = now_ns();
-                int r = b->type->ops->read_view(b, c.want, off, view_wrap, &c);
+                int r = bdev_op_result(b->type->ops->read_view(b, c.want, off, view_wrap, &c));
 
-                /* A node must return 0 or a real negative errno (as in request.c). */
-                if (r > 0)
-                        r = 0;
-                else if (r < -4095)
-                        r = -EIO;
                 if (r == 0 && c.seen != c.want)
                         r = -EIO; /* a node that left part of the range out */
                 if (c.fn_err && r == c.fn_err) {
@@ -119,11 +114,11 @@ static int view_native(struct orion_bdev *b, uint64_t len, uint64_t off, view_fn
 }
 
 int orion_bdev_read_view(struct orion_bdev *b, uint64_t len, uint64_t off, view_fn fn, void *arg) {
-        uint64_t size = orion_bdev_size(b);
         uint32_t bs = b->geom.block_size;
+        int r = bdev_check_range(b, len, off, false);
 
-        if (off > size || len > size - off)
-                return -EINVAL;
+        if (r < 0)
+                return r;
         if (len == 0)
                 return 0;
         if (b->type->ops->read_view && ((off | len) & (bs - 1)) == 0)

@@ -26,22 +26,6 @@ void *orion_alloc_aligned(size_t len) {
         return p;
 }
 
-/* A node must return 0 or a real negative errno; anything else is turned into -EIO. */
-static int sanitize(int r) {
-        if (r > 0)
-                return 0;
-        if (r < -4095)
-                return -EIO;
-        return r;
-}
-
-static int check_range(struct orion_bdev *b, uint64_t len, uint64_t off, bool write) {
-        uint64_t size = orion_bdev_size(b);
-        if (off > size || len > size - off)
-                return write ? -ENOSPC : -EINVAL;
-        return 0;
-}
-
 /* One call of a node op on an aligned range within max_size, with statistics. */
 static int call_op(struct orion_bdev *b, enum orion_op op, void *buf, uint64_t len, uint64_t off, uint32_t flags) {
         const struct orion_bdev_ops *o = b->type->ops;
@@ -54,19 +38,14 @@ static int call_op(struct orion_bdev *b, enum orion_op op, void *buf, uint64_t l
         case ORION_OP_WRITE_ZEROES: r = o->write_zeroes(b, len, off, flags); break;
         default: r = -EINVAL; break;
         }
-        r = sanitize(r);
+        r = bdev_op_result(r);
         stats_record(&b->stats, op, r == 0 ? len : 0, r, now_ns() - t0);
         return r;
 }
 
-static uint64_t max_chunk(struct orion_bdev *b) {
-        uint64_t m = b->geom.max_size;
-        return m ? m : UINT64_MAX;
-}
-
 /* Aligned range, split to max_size. */
 static int split_op(struct orion_bdev *b, enum orion_op op, void *buf, uint64_t len, uint64_t off, uint32_t flags) {
-        uint64_t m = max_chunk(b);
+        uint64_t m = bdev_max_chunk(b);
         while (len) {
                 uint64_t n = len < m ? len : m;
                 int r = call_op(b, op, buf, n, off, flags);
@@ -133,7 +112,7 @@ static struct span split_span(uint32_t bs, uint64_t len, uint64_t off) {
 }
 
 int orion_bdev_pread(struct orion_bdev *b, void *buf, uint64_t len, uint64_t off, uint32_t flags) {
-        int r = check_range(b, len, off, false);
+        int r = bdev_check_range(b, len, off, false);
         if (r < 0 || len == 0)
                 return r;
         uint32_t bs = b->geom.block_size;
@@ -198,7 +177,7 @@ static int write_body(struct orion_bdev *b, const char *src, uint64_t len, uint6
 int orion_bdev_pwrite(struct orion_bdev *b, const void *buf, uint64_t len, uint64_t off, uint32_t flags) {
         if (b->caps & ORION_CAP_READONLY || !b->type->ops->pwrite)
                 return -EROFS;
-        int r = check_range(b, len, off, true);
+        int r = bdev_check_range(b, len, off, true);
         if (r < 0 || len == 0)
                 return r;
         bool flush = fua_fallback(b, &flags);
@@ -212,7 +191,7 @@ int orion_bdev_flush(struct orion_bdev *b, uint32_t flags) {
         uint64_t t0 = now_ns();
         int r = 0;
         if (b->type->ops->flush) {
-                r = sanitize(b->type->ops->flush(b, flags));
+                r = bdev_op_result(b->type->ops->flush(b, flags));
         } else {
                 /* Default: flush every child. Copy the list: attach/release may change it. */
                 pthread_mutex_lock(&b->lock);
@@ -237,7 +216,7 @@ int orion_bdev_flush(struct orion_bdev *b, uint32_t flags) {
 int orion_bdev_discard(struct orion_bdev *b, uint64_t len, uint64_t off, uint32_t flags) {
         if (b->caps & ORION_CAP_READONLY)
                 return -EROFS;
-        int r = check_range(b, len, off, true);
+        int r = bdev_check_range(b, len, off, true);
         if (r < 0)
                 return r;
         if (!b->type->ops->discard || !(b->caps & ORION_CAP_DISCARD))
@@ -263,7 +242,7 @@ static int zero_body(struct orion_bdev *b, const char *src, uint64_t len, uint64
         pthread_once(&g_zero_once, zero_buf_init);
         if (!g_zero_buf)
                 return -ENOMEM;
-        uint64_t m = max_chunk(b) < ZERO_BUF_SIZE ? max_chunk(b) : ZERO_BUF_SIZE;
+        uint64_t m = bdev_max_chunk(b) < ZERO_BUF_SIZE ? bdev_max_chunk(b) : ZERO_BUF_SIZE;
         uint32_t wflags = flags & ORION_FUA;
         while (len) {
                 uint64_t n = len < m ? len : m;
@@ -279,7 +258,7 @@ static int zero_body(struct orion_bdev *b, const char *src, uint64_t len, uint64
 int orion_bdev_write_zeroes(struct orion_bdev *b, uint64_t len, uint64_t off, uint32_t flags) {
         if (b->caps & ORION_CAP_READONLY || !b->type->ops->pwrite)
                 return -EROFS;
-        int r = check_range(b, len, off, true);
+        int r = bdev_check_range(b, len, off, true);
         if (r < 0 || len == 0)
                 return r;
         if ((flags & ORION_FAST_ZERO) && !(b->caps & ORION_CAP_FAST_ZERO && b->type->ops->write_zeroes))
@@ -297,7 +276,7 @@ static int data_extent(struct orion_extents *ext, uint64_t off, uint64_t len) {
 }
 
 int orion_bdev_block_status(struct orion_bdev *b, uint64_t len, uint64_t off, struct orion_extents *ext) {
-        int r = check_range(b, len, off, false);
+        int r = bdev_check_range(b, len, off, false);
         if (r < 0 || len == 0)
                 return r;
         if (!b->type->ops->block_status || !(b->caps & ORION_CAP_BLOCK_STATUS))
@@ -306,7 +285,7 @@ int orion_bdev_block_status(struct orion_bdev *b, uint64_t len, uint64_t off, st
         uint64_t start = ALIGN_DOWN(off, (uint64_t) bs);
         uint64_t end = ALIGN_UP(off + len, (uint64_t) bs);
         size_t before = orion_extents_count(ext);
-        r = sanitize(b->type->ops->block_status(b, end - start, start, ext));
+        r = bdev_op_result(b->type->ops->block_status(b, end - start, start, ext));
         if (r < 0)
                 return r;
         if (orion_extents_count(ext) == before) /* a node that said nothing: all data */
@@ -349,9 +328,9 @@ static bool native_ok(struct orion_req *q) {
                 return false;
         if ((q->flags & ORION_FUA) && !(b->caps & ORION_CAP_FUA))
                 return false;
-        if (((q->off | q->len) & (bs - 1)) || q->len == 0 || q->len > max_chunk(b))
+        if (((q->off | q->len) & (bs - 1)) || q->len == 0 || q->len > bdev_max_chunk(b))
                 return false;
-        return check_range(b, q->len, q->off, q->op == ORION_OP_WRITE) == 0;
+        return bdev_check_range(b, q->len, q->off, q->op == ORION_OP_WRITE) == 0;
 }
 
 struct group {
@@ -366,14 +345,14 @@ static void run_group(void *arg) {
         if (g->native) {
                 struct orion_bdev *b = g->reqs[0].bdev;
                 uint64_t t0 = now_ns();
-                int r = sanitize(b->type->ops->submit(b, g->reqs, g->n));
+                int r = bdev_op_result(b->type->ops->submit(b, g->reqs, g->n));
                 uint64_t dt = now_ns() - t0;
                 bool any = false;
                 for (size_t i = 0; i < g->n; i++)
                         any |= g->reqs[i].result < 0;
                 for (size_t i = 0; i < g->n; i++) {
                         /* A node that failed the batch without saying which request: all failed. */
-                        int ri = sanitize(g->reqs[i].result);
+                        int ri = bdev_op_result(g->reqs[i].result);
                         if (r < 0 && !any)
                                 ri = r;
                         g->orig[i]->result = ri;
@@ -464,7 +443,7 @@ static void async_native_done(struct orion_areq *inner) {
         struct async_wrap *w = (struct async_wrap *) inner;
         struct orion_areq *a = w->outer;
         struct orion_bdev *b = a->req.bdev;
-        int r = sanitize(inner->req.result);
+        int r = bdev_op_result(inner->req.result);
 
         stats_record(&b->stats, a->req.op, r == 0 ? a->req.len : 0, r, now_ns() - w->t0);
         free(w);
