@@ -2,7 +2,6 @@
 /* NBD transmission for nodes that complete requests by themselves (orion_bdev_has_async): one
  * reader per connection parses requests from batched reads and submits them without waiting;
  * each completion queues its reply, and whoever holds the socket's write side sends the queue. */
-#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,12 +236,25 @@ static void drain(struct nbd_conn *c, bool may_block) {
         }
 }
 
+/* Queue a reply, and send the queue unless someone else is sending. */
+static void queue_reply(struct nbd_conn *c, struct nbd_aslot *s) {
+        bool owner = false;
+
+        WITH_LOCK(&c->aq_lock) {
+                *c->aq_tail = s;
+                c->aq_tail = &s->next;
+                if (!c->sending)
+                        owner = c->sending = true;
+        }
+        if (owner)
+                drain(c, false);
+}
+
 /* Queue a reply that is not a request's own (refusals, replies of the synchronous commands):
  * copied, so that the caller never waits for the client. */
 int nbd_async_sendv(struct nbd_conn *c, struct iovec *iov, int n) {
         struct nbd_aslot *s = calloc(1, sizeof(*s));
         size_t len = 0;
-        bool owner = false;
 
         for (int i = 0; i < n; i++)
                 len += iov[i].iov_len;
@@ -257,23 +269,15 @@ int nbd_async_sendv(struct nbd_conn *c, struct iovec *iov, int n) {
                 memcpy((char *) s->buf + len, iov[i].iov_base, iov[i].iov_len);
                 len += iov[i].iov_len;
         }
-        WITH_LOCK(&c->aq_lock) {
-                *c->aq_tail = s;
-                c->aq_tail = &s->next;
-                if (!c->sending)
-                        owner = c->sending = true;
-        }
-        if (owner)
-                drain(c, false);
+        queue_reply(c, s);
         return 0;
 }
 
-/* A completion: queue the reply, and send it unless someone else is sending. */
+/* A completion: queue its reply. */
 static void slot_done(struct orion_areq *a) {
         struct nbd_aslot *s = (struct nbd_aslot *) a;
         struct nbd_conn *c = s->r.c;
         int e = a->req.result;
-        bool owner = false;
 
         if (e < 0)
                 orion_log_ratelimited(ORION_LOG_ERR, "nbd: %s: command %u (%u bytes at %llu) failed: %s", c->peer,
@@ -281,14 +285,7 @@ static void slot_done(struct orion_areq *a) {
         else if (s->r.type == NBD_CMD_WRITE)
                 atomic_fetch_add(&c->bytes_written, s->r.len);
         s->hlen = nbd_reply_prepare(c, &s->r, e, s->hdr, &s->data);
-        WITH_LOCK(&c->aq_lock) {
-                *c->aq_tail = s;
-                c->aq_tail = &s->next;
-                if (!c->sending)
-                        owner = c->sending = true;
-        }
-        if (owner)
-                drain(c, false);
+        queue_reply(c, s);
 }
 
 /* Requests the node does not take natively run synchronously on the pool. */
@@ -408,26 +405,16 @@ static int next_request(struct nbd_conn *c, struct rx *x) {
                 return e == -ECONNRESET ? 0 : e;
         memcpy(&h, x->p + x->pos, sizeof(h));
         x->pos += sizeof(h);
-        if (be32toh(h.magic) != NBD_REQUEST_MAGIC) {
-                orion_info("nbd: %s: bad request magic 0x%08x, disconnecting", c->peer, be32toh(h.magic));
-                return -EPROTO;
-        }
-        req = (struct nbd_req) {
-                .c = c,
-                .type = be16toh(h.type),
-                .flags = be16toh(h.flags),
-                .cookie = h.cookie,
-                .offset = be64toh(h.offset),
-                .len = be32toh(h.length),
-        };
-        atomic_fetch_add(&c->requests, 1);
+        e = nbd_req_decode(c, &h, &req);
+        if (e < 0)
+                return e;
         if (req.type == NBD_CMD_DISC)
                 return 0;
         e = nbd_validate(c, &req);
         if (req.type == NBD_CMD_WRITE && req.len > NBD_MAX_REQUEST && e == 0)
                 e = -EINVAL;
         need = req.type == NBD_CMD_READ || req.type == NBD_CMD_WRITE ? req.len
-               : req.type == NBD_CMD_CACHE ? MIN(req.len, (uint32_t) (1u << 20)) : 0;
+               : req.type == NBD_CMD_CACHE ? MIN(req.len, NBD_CACHE_CHUNK) : 0;
         s = e == 0 ? slot_get(c, need) : NULL;
         if (e == 0 && !s)
                 e = -ENOMEM;

@@ -168,6 +168,10 @@ uint16_t nbd_export_flags(const struct nbd_conn *c, const struct orion_export *e
 int nbd_transmission(struct nbd_conn *c);
 /* Checks of a parsed request: 0 if it may run, else the negative errno to reply with. */
 int nbd_validate(const struct nbd_conn *c, const struct nbd_req *r);
+/* A request header off the wire into req (counted in c->requests); -EPROTO on a bad magic. */
+int nbd_req_decode(struct nbd_conn *c, const struct nbd_request *h, struct nbd_req *req);
+/* CACHE reads its range in pieces of this size (the buffer it needs). */
+#define NBD_CACHE_CHUNK (1u << 20)
 /* Run one validated request synchronously and send its reply (r->buf sized as read_request does). */
 void nbd_run_request(struct nbd_req *r);
 uint32_t nbd_orion_flags(uint16_t nbd_flags);

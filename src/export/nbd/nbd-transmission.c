@@ -146,7 +146,6 @@ static int cmd_read(struct nbd_req *r) {
 
 /* CACHE is a hint: read the range (in pieces of NBD_CACHE_CHUNK) so that caching layers
  * below keep it. */
-#define NBD_CACHE_CHUNK (1u << 20)
 static int cmd_cache(struct nbd_req *r) {
         uint64_t chunk = MIN(r->len, NBD_CACHE_CHUNK);
         void *buf = r->buf;
@@ -286,6 +285,23 @@ static void tbuf_trim(struct tbuf *b) {
         }
 }
 
+int nbd_req_decode(struct nbd_conn *c, const struct nbd_request *h, struct nbd_req *req) {
+        if (be32toh(h->magic) != NBD_REQUEST_MAGIC) {
+                orion_info("nbd: %s: bad request magic 0x%08x, disconnecting", c->peer, be32toh(h->magic));
+                return -EPROTO;
+        }
+        *req = (struct nbd_req) {
+                .c = c,
+                .type = be16toh(h->type),
+                .flags = be16toh(h->flags),
+                .cookie = h->cookie,
+                .offset = be64toh(h->offset),
+                .len = be32toh(h->length),
+        };
+        atomic_fetch_add(&c->requests, 1);
+        return 0;
+}
+
 /* Read one request. 1 = run it, 2 = already answered (refused), 0 = DISC / end of stream,
  * -errno = drop the connection. Called with read_lock held. */
 static int read_request(struct nbd_conn *c, struct nbd_req *req, struct tbuf *tb) {
@@ -295,19 +311,9 @@ static int read_request(struct nbd_conn *c, struct nbd_req *req, struct tbuf *tb
         e = nbd_recv_full(c, &h, sizeof(h));
         if (e < 0)
                 return e == -ECONNRESET ? 0 : e;
-        if (be32toh(h.magic) != NBD_REQUEST_MAGIC) {
-                orion_info("nbd: %s: bad request magic 0x%08x, disconnecting", c->peer, be32toh(h.magic));
-                return -EPROTO;
-        }
-        *req = (struct nbd_req) {
-                .c = c,
-                .type = be16toh(h.type),
-                .flags = be16toh(h.flags),
-                .cookie = h.cookie,
-                .offset = be64toh(h.offset),
-                .len = be32toh(h.length),
-        };
-        atomic_fetch_add(&c->requests, 1);
+        e = nbd_req_decode(c, &h, req);
+        if (e < 0)
+                return e;
         if (req->type == NBD_CMD_DISC)
                 return 0;
 
