@@ -61,14 +61,12 @@ static void usage_now(struct usage *u) {
 static bool submit_inline(struct orion_req *reqs, size_t n, bool measure) {
         struct usage a, b;
 
-        if (!measure) {
-                for (size_t i = 0; i < n; i++)
-                        (void) orion_submit(&reqs[i], 1);
-                return false;
-        }
-        usage_now(&a);
+        if (measure)
+                usage_now(&a);
         for (size_t i = 0; i < n; i++)
                 (void) orion_submit(&reqs[i], 1);
+        if (!measure)
+                return false;
         usage_now(&b);
         return b.sleeps > a.sleeps && b.wall - a.wall > b.cpu - a.cpu + RAID_WAIT_NS;
 }

@@ -69,6 +69,13 @@ bool sanitize_refuses(struct scsi_cmd *c) {
         return asc != 0;
 }
 
+/* n more blocks done; -ECANCELED once the LU is going away (sanitize_cancel). */
+static int sanitize_progress(struct iscsi_lu *lu, uint64_t n) {
+        LOCK_GUARD(&lu->lock);
+        lu->sanitize_done += n;
+        return lu->sanitize_cancel ? -ECANCELED : 0;
+}
+
 /* One overwrite pass: every block gets the pattern repeated from its first byte. */
 static int overwrite_pass(struct sanitize_job *j, uint8_t *buf, bool inverted) {
         struct iscsi_lu *lu = j->lu;
@@ -78,13 +85,9 @@ static int overwrite_pass(struct sanitize_job *j, uint8_t *buf, bool inverted) {
         for (uint64_t lba = 0; lba < lu->nblocks;) {
                 uint32_t n = (uint32_t) MIN((uint64_t) per, lu->nblocks - lba);
                 int r = orion_bdev_pwrite(lu->bdev, buf, (uint64_t) n * bs, lba * bs, 0);
-                if (r < 0)
+                if (r < 0 || (r = sanitize_progress(lu, n)) < 0)
                         return r;
                 lba += n;
-                LOCK_GUARD(&lu->lock);
-                lu->sanitize_done += n;
-                if (lu->sanitize_cancel)
-                        return -ECANCELED;
         }
         /* each pass reaches the medium before the next one starts */
         return orion_bdev_flush(lu->bdev, 0);
@@ -96,13 +99,9 @@ static int block_erase(struct sanitize_job *j) {
         for (uint64_t lba = 0; lba < lu->nblocks;) {
                 uint64_t n = MIN(per, lu->nblocks - lba);
                 int r = orion_bdev_write_zeroes(lu->bdev, n * lu->block_size, lba * lu->block_size, 0);
-                if (r < 0)
+                if (r < 0 || (r = sanitize_progress(lu, n)) < 0)
                         return r;
                 lba += n;
-                LOCK_GUARD(&lu->lock);
-                lu->sanitize_done += n;
-                if (lu->sanitize_cancel)
-                        return -ECANCELED;
         }
         return orion_bdev_flush(lu->bdev, 0);
 }
